@@ -1,0 +1,1 @@
+"""Forecasting: input tensors from the inbox, and (later) the model runner."""

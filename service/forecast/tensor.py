@@ -1,0 +1,125 @@
+"""Inbox -> model input: find a date's files, read them, stack the (24, rows, cols, 12) tensor.
+
+The channel order is :data:`service.features.INPUT_FEATURES`, the paper's order, which the
+model card records and checks at load time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import glob
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from service.errors import MissingInputError
+from service.features import FEATURE_NAMES, HOURS, INPUT_FEATURES
+from service.grid import Grid
+from service.ingest import FileRecord, SourceFields, read_analysis, read_cmaq, read_wrf
+from service.ingest.common import forecast_hours
+from service.settings import Settings
+
+
+def resolve_inputs(inbox: str | Path, template: str, date: dt.date) -> list[Path]:
+    """The files a path template names for target day ``date``, sorted by name.
+
+    The template is formatted with ``date`` (D) and ``run_date`` (D-1) and may contain glob
+    wildcards. Partially written files (``.part``, names starting with a dot) are ignored.
+
+    Raises
+    ------
+    MissingInputError
+        No file matches.
+
+    Examples
+    --------
+    >>> resolve_inputs("/nonexistent", "cmaq/{date:%Y%m%d}/*.nc", dt.date(2024, 1, 9))
+    Traceback (most recent call last):
+    ...
+    service.errors.MissingInputError: /nonexistent/cmaq/20240109/*.nc: no file matches ...
+    """
+    pattern = template.format(date=date, run_date=date - dt.timedelta(days=1))
+    full = Path(inbox) / pattern
+    matches = sorted(
+        Path(p)
+        for p in glob.glob(str(full))
+        if Path(p).is_file() and not Path(p).name.startswith(".") and not p.endswith(".part")
+    )
+    if not matches:
+        raise MissingInputError(
+            full, f"no file matches (template {template!r} for {date} in inbox {inbox})"
+        )
+    return matches
+
+
+@dataclass(frozen=True)
+class ModelInputs:
+    """One day's model input and where it came from.
+
+    Attributes
+    ----------
+    date
+        Target day D (KST).
+    tensor
+        ``(24, nrows, ncols, 12)`` float32, channels in :data:`FEATURE_NAMES` order.
+    valid_times
+        The 24 valid times, aware UTC.
+    files
+        Provenance of every file read.
+    cmaq_pm25
+        CMAQ's own PM2.5 (the raw forecast), ``(24, nrows, ncols)``, for fallback and scoring.
+    """
+
+    date: dt.date
+    tensor: npt.NDArray[np.float32]
+    valid_times: list[dt.datetime]
+    files: tuple[FileRecord, ...]
+
+    @property
+    def cmaq_pm25(self) -> npt.NDArray[np.float32]:
+        return self.tensor[..., FEATURE_NAMES.index("pm25")]
+
+
+def stack_features(cmaq: SourceFields, wrf: SourceFields) -> npt.NDArray[np.float32]:
+    """Stack CMAQ and WRF fields into ``(24, nrows, ncols, 12)`` in the paper's channel order."""
+    first = cmaq.data[INPUT_FEATURES[0].name]
+    out = np.empty((*first.shape, len(INPUT_FEATURES)), np.float32)
+    for k, feature in enumerate(INPUT_FEATURES):
+        source = cmaq if feature.source == "cmaq" else wrf
+        out[..., k] = source.data[feature.name].values
+    return out
+
+
+def assemble_inputs(date: dt.date, settings: Settings, grid: Grid | None = None) -> ModelInputs:
+    """Build the model input for target day ``date`` from the inbox.
+
+    Parameters
+    ----------
+    date
+        The KST day to forecast.
+    settings
+        Inbox and path templates (and the grid, unless ``grid`` is given).
+    grid
+        The service grid, if already built.
+
+    Raises
+    ------
+    InputFileError
+        A subclass naming the file and the problem.
+    """
+    grid = grid or Grid(settings.grid)
+    cmaq = read_cmaq(resolve_inputs(settings.inbox, settings.cmaq_template, date), date, grid)
+    wrf = read_wrf(resolve_inputs(settings.inbox, settings.wrf_template, date), date, grid)
+    tensor = stack_features(cmaq, wrf)
+    assert tensor.shape == (HOURS, *grid.shape, len(INPUT_FEATURES))
+    return ModelInputs(date, tensor, forecast_hours(date), cmaq.files + wrf.files)
+
+
+def load_truth(date: dt.date, settings: Settings, grid: Grid | None = None) -> SourceFields:
+    """Read the analysis (truth) for target day ``date`` from the inbox."""
+    grid = grid or Grid(settings.grid)
+    return read_analysis(
+        resolve_inputs(settings.inbox, settings.analysis_template, date), date, grid
+    )

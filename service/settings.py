@@ -1,0 +1,72 @@
+"""The one settings object: every knob of the service, read once from ``PM25_*`` and ``.env``.
+
+Nothing else in the service reads the environment. Call :func:`get_settings` at the edges
+(the CLI, the API factory, the scheduler) and pass the object, or the parts of it a
+component needs, inward.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class GridSpec(BaseModel):
+    """The service grid as configuration: an I/O API style Lambert conformal grid.
+
+    Defaults are the 59 x 68 Korean 9 km grid of the paper (PRODUCT.md): standard parallels
+    30N/60N, central meridian 126E, origin latitude 38N, sphere of radius 6,370,000 m,
+    lower-left corner (-144,000 m, -522,000 m).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = "KOREA_09KM"
+    lat_1: float = 30.0
+    lat_2: float = 60.0
+    lon_0: float = 126.0
+    lat_0: float = 38.0
+    earth_radius_m: float = 6_370_000.0
+    xorig_m: float = -144_000.0
+    yorig_m: float = -522_000.0
+    cell_m: float = 9_000.0
+    ncols: int = Field(default=59, gt=0)
+    nrows: int = Field(default=68, gt=0)
+
+
+class Settings(BaseSettings):
+    """All settings of the service; environment variables ``PM25_<NAME>`` override defaults.
+
+    Nested grid fields use a double underscore, e.g. ``PM25_GRID__NCOLS``. Path templates are
+    relative to :attr:`inbox` and are formatted with ``date`` (the KST target day D, a
+    :class:`datetime.date`) and ``run_date`` (D-1, the day the forecast is made); the result
+    may contain glob wildcards, and every file it matches is read.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="PM25_",
+        env_file=".env",
+        env_nested_delimiter="__",
+        extra="ignore",
+    )
+
+    database_url: str = "sqlite:///var/pm25.sqlite"
+    inbox: Path = Path("var/inbox")
+    cmaq_template: str = "cmaq/{date:%Y%m%d}/*.nc"
+    wrf_template: str = "wrf/{date:%Y%m%d}/wrfout_d01_*"
+    analysis_template: str = "analysis/{date:%Y%m%d}/*.nc"
+    model_path: Path = Path(__file__).resolve().parent.parent / "models" / "case3" / "model.keras"
+    grid: GridSpec = GridSpec()
+    admin_token: SecretStr = SecretStr("")
+    schedule_time_kst: str = "18:00"
+    deadline_time_kst: str = "23:00"
+    log_level: str = "INFO"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Return the process-wide settings, read from the environment on first use."""
+    return Settings()

@@ -1,0 +1,66 @@
+"""The I/O API convention: TFLAG coding, the header we write, an independent reader's view."""
+
+from __future__ import annotations
+
+import datetime as dt
+import warnings
+from pathlib import Path
+
+import netCDF4
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from service.formats.ioapi import decode_tflag, encode_tflag, read_header
+from service.twin.sample import SampleDay
+
+
+@given(st.datetimes(dt.datetime(1990, 1, 1), dt.datetime(2100, 1, 1), timezones=st.just(dt.UTC)))
+def test_tflag_round_trip(when: dt.datetime) -> None:
+    when = when.replace(microsecond=0)
+    assert decode_tflag(*encode_tflag(when)) == when
+
+
+def test_day_of_year_rolls_over_at_year_end() -> None:
+    assert decode_tflag(2024366, 230000) + dt.timedelta(hours=1) == decode_tflag(2025001, 0)
+    assert encode_tflag(dt.datetime(2024, 12, 31, 15, tzinfo=dt.UTC)) == (2024366, 150000)
+
+
+def test_written_header_has_ioapi_names_and_types(sample_day: SampleDay) -> None:
+    with netCDF4.Dataset(sample_day.cmaq[0]) as ds:
+        assert ds.data_model == "NETCDF3_CLASSIC"
+        assert list(ds.dimensions) == ["TSTEP", "DATE-TIME", "LAY", "VAR", "ROW", "COL"]
+        assert ds.dimensions["TSTEP"].isunlimited()
+        for name in ("SDATE", "STIME", "TSTEP", "NCOLS", "NROWS", "GDTYP", "NVARS"):
+            assert np.asarray(ds.getncattr(name)).dtype == np.int32, name
+        for name in ("P_ALP", "P_BET", "XORIG", "YORIG", "XCELL"):
+            assert np.asarray(ds.getncattr(name)).dtype == np.float64, name
+        assert len(ds.getncattr("VAR-LIST")) == 16 * ds.NVARS
+        assert len(ds.variables["PM2_5"].units) == 16
+        assert ds.variables["TFLAG"].dimensions == ("TSTEP", "VAR", "DATE-TIME")
+        assert (ds.SDATE, ds.STIME) == (2024008, 150000)
+        assert "SYNTHETIC" in ds.FILEDESC
+        header = read_header(ds, sample_day.cmaq[0])
+    assert (header.ncols, header.nrows, header.xorig, header.yorig) == (67, 82, -180000, -585000)
+    assert header.var_list == ("CO", "SO2", "O3", "NO2", "PM10", "PM2_5")
+
+
+def test_independent_reader_pseudonetcdf_agrees(sample_day: SampleDay) -> None:
+    pnc = pytest.importorskip("PseudoNetCDF")
+    path: Path = sample_day.cmaq[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        f = pnc.pncopen(str(path), format="ioapi")
+        times = list(f.getTimes())
+        proj = f.getproj(withgrid=True)
+        col, row = proj(126.978, 37.5665)
+        pm = np.asarray(f.variables["PM2_5"][:])
+        units = f.variables["PM2_5"].units.strip()
+    assert times[0] == dt.datetime(2024, 1, 8, 15, tzinfo=dt.UTC)
+    assert times[-1] == dt.datetime(2024, 1, 9, 14, tzinfo=dt.UTC)
+    # pseudonetcdf counts from the parent grid's corner; the service grid starts 4 cols, 7 rows in.
+    assert (int(col) - 4, int(row) - 7) == (25, 52)
+    with netCDF4.Dataset(path) as ds:
+        np.testing.assert_array_equal(pm, ds.variables["PM2_5"][:])
+    assert units == "ug/m**3"
