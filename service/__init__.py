@@ -1,3 +1,3 @@
-"""pm25-forecast: the operational service (files -> tensor -> model -> field -> database -> HTTP)."""
+"""pm25-forecast: the service (files -> tensor -> model -> field -> database -> HTTP)."""
 
 __version__ = "0.1.0"

@@ -25,7 +25,9 @@ def _date(value: str) -> dt.date:
 class DateType(click.ParamType):
     name = "YYYY-MM-DD"
 
-    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> dt.date:
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> dt.date:
         if isinstance(value, dt.date):
             return value
         return _date(str(value))

@@ -96,9 +96,7 @@ class Grid:
         lat.setflags(write=False)
         return lon, lat
 
-    def lonlat_to_xy(
-        self, lon: npt.ArrayLike, lat: npt.ArrayLike
-    ) -> tuple[FloatArray, FloatArray]:
+    def lonlat_to_xy(self, lon: npt.ArrayLike, lat: npt.ArrayLike) -> tuple[FloatArray, FloatArray]:
         """Project longitude/latitude (degrees) to grid x/y (metres)."""
         x, y = self._to_xy.transform(np.asarray(lon, float), np.asarray(lat, float))
         return np.asarray(x, float), np.asarray(y, float)
@@ -115,9 +113,7 @@ class Grid:
         row = (np.asarray(y, float) - s.yorig_m) / s.cell_m - 0.5
         return row, col
 
-    def rowcol_to_xy(
-        self, row: npt.ArrayLike, col: npt.ArrayLike
-    ) -> tuple[FloatArray, FloatArray]:
+    def rowcol_to_xy(self, row: npt.ArrayLike, col: npt.ArrayLike) -> tuple[FloatArray, FloatArray]:
         """Projected x/y of fractional ``(row, col)``."""
         s = self.spec
         x = s.xorig_m + (np.asarray(col, float) + 0.5) * s.cell_m

@@ -91,9 +91,11 @@ def test_a_file_on_the_service_grid_itself_is_read(tmp_path: Path, grid: Grid) -
 
 
 def test_a_longer_file_gives_just_the_24_hours(tmp_path: Path, grid: Grid) -> None:
-    times = [HOURS[0] - dt.timedelta(hours=3 - k) for k in range(3)] + HOURS + [
-        HOURS[-1] + dt.timedelta(hours=1)
-    ]
+    times = (
+        [HOURS[0] - dt.timedelta(hours=3 - k) for k in range(3)]
+        + HOURS
+        + [HOURS[-1] + dt.timedelta(hours=1)]
+    )
     f = {k: np.concatenate([v[:3], v, v[-1:]]) for k, v in _fields().items()}
     out = read_cmaq([_write(tmp_path / "long.nc", f, times)], DAY, grid)
     assert out.data["pm25"].shape[0] == 24
@@ -187,7 +189,9 @@ def test_grid_too_small(tmp_path: Path, grid: Grid) -> None:
 def test_hours_missing(tmp_path: Path, grid: Grid) -> None:
     f = {k: v[:20] for k, v in _fields().items()}
     path = _write(tmp_path / "short.nc", f, HOURS[:20])
-    with pytest.raises(TimeCoverageError, match=r"4 of the 24 hours of 2024-01-09 KST are missing: 20 KST"):
+    with pytest.raises(
+        TimeCoverageError, match=r"4 of the 24 hours of 2024-01-09 KST are missing: 20 KST"
+    ):
         read_cmaq([path], DAY, grid)
 
 
@@ -197,14 +201,19 @@ def test_hours_duplicated(tmp_path: Path, grid: Grid) -> None:
         flags = ds.variables["TFLAG"][:]
         flags[5] = flags[4]
         ds.variables["TFLAG"][:] = flags
-    with pytest.raises(TimeCoverageError, match=r"dup.nc: hour 2024-01-08 19:00 UTC appears 2 times"):
+    with pytest.raises(
+        TimeCoverageError, match=r"dup.nc: hour 2024-01-08 19:00 UTC appears 2 times"
+    ):
         read_cmaq([path], DAY, grid)
 
 
 def test_wrong_dates(tmp_path: Path, grid: Grid) -> None:
     other = [t + dt.timedelta(days=30) for t in HOURS]
     path = _write(tmp_path / "feb.nc", None, other)
-    with pytest.raises(TimeCoverageError, match=r"wrong dates: KST day 2024-01-09 needs 2024-01-08 15:00.*2024-02-07"):
+    with pytest.raises(
+        TimeCoverageError,
+        match=r"wrong dates: KST day 2024-01-09 needs 2024-01-08 15:00.*2024-02-07",
+    ):
         read_cmaq([path], DAY, grid)
 
 
@@ -237,7 +246,9 @@ def test_value_outside_plausible_range(tmp_path: Path, grid: Grid) -> None:
     f = _fields()
     f["o3"] = f["o3"] * 1000  # ppb written under a ppmV label
     path = _write(tmp_path / "ppb.nc", f)
-    with pytest.raises(ImplausibleValueError, match=r"ppb.nc: o3 ranges .* outside the plausible 0..0.5"):
+    with pytest.raises(
+        ImplausibleValueError, match=r"ppb.nc: o3 ranges .* outside the plausible 0..0.5"
+    ):
         read_cmaq([path], DAY, grid)
 
 
@@ -245,7 +256,9 @@ def test_unknown_units(tmp_path: Path, grid: Grid) -> None:
     path = _write(tmp_path / "units.nc")
     with netCDF4.Dataset(path, "a") as ds:
         ds.variables["CO"].units = "mol/mol         "
-    with pytest.raises(UnitError, match=r"units.nc: variable 'CO' has units 'mol/mol'; expected ppmV or ppbV"):
+    with pytest.raises(
+        UnitError, match=r"units.nc: variable 'CO' has units 'mol/mol'; expected ppmV or ppbV"
+    ):
         read_cmaq([path], DAY, grid)
 
 

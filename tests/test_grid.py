@@ -72,4 +72,7 @@ def test_rowcol_xy_round_trip_and_cell_lookup(row: float, col: float) -> None:
     fr, fc = (row + 0.5) % 1, (col + 0.5) % 1
     assume(min(fr, 1 - fr, fc, 1 - fc) > 1e-6)
     lat, lon = grid.rowcol_to_latlon(row, col)
-    assert grid.cell_of(float(lat), float(lon)) == (int(np.floor(row + 0.5)), int(np.floor(col + 0.5)))
+    assert grid.cell_of(float(lat), float(lon)) == (
+        int(np.floor(row + 0.5)),
+        int(np.floor(col + 0.5)),
+    )

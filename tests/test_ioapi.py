@@ -16,7 +16,14 @@ from service.formats.ioapi import decode_tflag, encode_tflag, read_header
 from service.twin.sample import SampleDay
 
 
-@given(st.datetimes(dt.datetime(1990, 1, 1), dt.datetime(2100, 1, 1), timezones=st.just(dt.UTC)))
+# hypothesis takes naive bounds and attaches the time zone itself.
+@given(
+    st.datetimes(
+        dt.datetime(1990, 1, 1),  # noqa: DTZ001
+        dt.datetime(2100, 1, 1),  # noqa: DTZ001
+        timezones=st.just(dt.UTC),
+    )
+)
 def test_tflag_round_trip(when: dt.datetime) -> None:
     when = when.replace(microsecond=0)
     assert decode_tflag(*encode_tflag(when)) == when

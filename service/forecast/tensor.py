@@ -7,7 +7,6 @@ model card records and checks at load time.
 from __future__ import annotations
 
 import datetime as dt
-import glob
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,9 +42,9 @@ def resolve_inputs(inbox: str | Path, template: str, date: dt.date) -> list[Path
     pattern = template.format(date=date, run_date=date - dt.timedelta(days=1))
     full = Path(inbox) / pattern
     matches = sorted(
-        Path(p)
-        for p in glob.glob(str(full))
-        if Path(p).is_file() and not Path(p).name.startswith(".") and not p.endswith(".part")
+        p
+        for p in Path(inbox).glob(pattern)
+        if p.is_file() and not p.name.startswith(".") and p.suffix != ".part"
     )
     if not matches:
         raise MissingInputError(

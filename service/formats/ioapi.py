@@ -16,8 +16,8 @@ import netCDF4
 import numpy as np
 import numpy.typing as npt
 
-from service.formats.netcdf import atomic_path
 from service.errors import MissingVariableError, TimeCoverageError
+from service.formats.netcdf import atomic_path
 
 BADVAL3 = -9.999e36
 LAMBERT = 2

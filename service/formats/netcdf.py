@@ -96,7 +96,9 @@ def _classic_expected_size(ds: netCDF4.Dataset) -> int | None:
     for var in ds.variables.values():
         dims = var.dimensions
         itemsize = var.dtype.itemsize if var.dtype != str else 1
-        n = int(np.prod([len(ds.dimensions[d]) for d in dims if not ds.dimensions[d].isunlimited()]))
+        n = int(
+            np.prod([len(ds.dimensions[d]) for d in dims if not ds.dimensions[d].isunlimited()])
+        )
         if dims and ds.dimensions[dims[0]].isunlimited():
             nrec = len(ds.dimensions[dims[0]])
             rec_size += n * itemsize

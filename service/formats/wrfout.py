@@ -17,8 +17,8 @@ import numpy as np
 import numpy.typing as npt
 from pyproj import CRS
 
-from service.formats.netcdf import atomic_path
 from service.errors import GridMismatchError, MissingVariableError, TimeCoverageError
+from service.formats.netcdf import atomic_path
 
 EARTH_RADIUS_M = 6_370_000.0
 TIME_FORMAT = "%Y-%m-%d_%H:%M:%S"
@@ -117,7 +117,7 @@ def write_wrfout(
     *,
     units: Mapping[str, str] | None = None,
 ) -> Path:
-    """Write a surface-only ``wrfout`` file (netCDF-3 64-bit offset, as WRF's io_form 2), atomically.
+    """Write a surface-only ``wrfout`` file (netCDF-3 64-bit offset, like io_form 2), atomically.
 
     Parameters
     ----------

@@ -18,6 +18,7 @@ import netCDF4
 import numpy as np
 import numpy.typing as npt
 
+from service.errors import MissingInputError, MissingVariableError, TimeCoverageError, UnitError
 from service.features import CO, NO2, O3, PM10, PM25, SO2, Feature
 from service.formats.ioapi import IoapiHeader, read_header, read_times
 from service.formats.netcdf import check_complete, open_dataset, read_variable
@@ -33,7 +34,6 @@ from service.ingest.common import (
     validate_values,
     warn_pm10_below_pm25,
 )
-from service.errors import MissingInputError, MissingVariableError, TimeCoverageError, UnitError
 
 _GAS_UNITS = {"ppmv": 1.0, "ppm": 1.0, "ppbv": 1e-3, "ppb": 1e-3}
 _AEROSOL_UNITS = {"ugm-3", "ug/m**3", "micrograms/m**3", "ug/m3", "µg/m3", "μg/m3", "ugm^-3"}
@@ -122,7 +122,8 @@ def read_ioapi_day(
             repeated = [t for t, n in Counter(times).items() if n > 1]
             if repeated:
                 raise TimeCoverageError(
-                    path, f"hour {repeated[0]:%Y-%m-%d %H:%M} UTC appears {times.count(repeated[0])}"
+                    path,
+                    f"hour {repeated[0]:%Y-%m-%d %H:%M} UTC appears {times.count(repeated[0])}"
                     " times in TFLAG",
                 )
             if times:
@@ -132,12 +133,15 @@ def read_ioapi_day(
                     where[t] = (fi, step)
             records.append(file_record(path, kind, times[0] if times else None))
             opened.append(_OpenFile(ds, header, window))
-        label = paths[0] if len(paths) == 1 else f"{len(paths)} {kind} files ({Path(paths[0]).parent})"
+        label = (
+            paths[0] if len(paths) == 1 else f"{len(paths)} {kind} files ({Path(paths[0]).parent})"
+        )
         if not where:
             raise TimeCoverageError(
                 label,
                 f"wrong dates: KST day {date} needs {needed[0]:%Y-%m-%d %H:%M}.."
-                f"{needed[-1]:%Y-%m-%d %H:%M} UTC, the files hold " + ("; ".join(spans) or "no hours"),
+                f"{needed[-1]:%Y-%m-%d %H:%M} UTC, the files hold "
+                + ("; ".join(spans) or "no hours"),
             )
         missing = [t for t in needed if t not in where]
         if missing:

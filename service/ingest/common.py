@@ -13,9 +13,6 @@ import numpy as np
 import numpy.typing as npt
 import xarray as xr
 
-from service.features import Feature
-from service.formats.ioapi import LAMBERT, BADVAL3, IoapiHeader
-from service.grid import Grid
 from service.errors import (
     BadValueError,
     GridMismatchError,
@@ -23,6 +20,9 @@ from service.errors import (
     NegativeValueError,
     PM10BelowPM25Warning,
 )
+from service.features import Feature
+from service.formats.ioapi import BADVAL3, LAMBERT, IoapiHeader
+from service.grid import Grid
 
 KST = ZoneInfo("Asia/Seoul")
 UTC = dt.UTC
@@ -109,7 +109,9 @@ def to_dataset(
                                             "long_name": features[name].long_name})
         for name, arr in fields.items()
     }  # fmt: skip
-    return xr.Dataset(data_vars, coords={"time": time}, attrs={"source": source, "time_zone": "UTC"})
+    return xr.Dataset(
+        data_vars, coords={"time": time}, attrs={"source": source, "time_zone": "UTC"}
+    )
 
 
 def validate_values(
@@ -211,7 +213,9 @@ def ioapi_window(header: IoapiHeader, grid: Grid, path: str | Path) -> tuple[int
     if abs(header.p_gam - s.lon_0) > 1e-6:
         wrong.append(f"P_GAM={header.p_gam:g} (expected {s.lon_0:g})")
     if wrong:
-        raise GridMismatchError(path, "projection differs from the service grid: " + ", ".join(wrong))
+        raise GridMismatchError(
+            path, "projection differs from the service grid: " + ", ".join(wrong)
+        )
     if abs(header.xcell - s.cell_m) > 1e-3 or abs(header.ycell - s.cell_m) > 1e-3:
         raise GridMismatchError(
             path, f"cell size {header.xcell:g} x {header.ycell:g} m, expected {s.cell_m:g} m"

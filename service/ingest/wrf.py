@@ -20,6 +20,13 @@ import numpy as np
 import numpy.typing as npt
 from pyproj import CRS, Transformer
 
+from service.errors import (
+    BadValueError,
+    DomainCoverageError,
+    GridMismatchError,
+    MissingInputError,
+    TimeCoverageError,
+)
 from service.features import (
     HUMIDITY,
     PRECIPITATION,
@@ -33,27 +40,18 @@ from service.formats.netcdf import check_complete, open_dataset, read_variable
 from service.formats.wrfout import (
     MAP_PROJ_NAMES,
     cone_factor,
-    global_attr,
     parse_wrf_time,
     read_times,
     wrf_crs,
 )
 from service.grid import Grid
 from service.ingest.common import (
-    KST,
     FileRecord,
     SourceFields,
     file_record,
     forecast_hours,
     to_dataset,
     validate_values,
-)
-from service.errors import (
-    BadValueError,
-    DomainCoverageError,
-    GridMismatchError,
-    MissingInputError,
-    TimeCoverageError,
 )
 
 F32 = npt.NDArray[np.float32]
@@ -125,16 +123,20 @@ def read_wrf_records(
                 attrs = {k: ds.getncattr(k) for k in ds.ncattrs()}
                 xlat = read_variable(ds, path, "XLAT", (0,)).astype(np.float32)
                 xlong = read_variable(ds, path, "XLONG", (0,)).astype(np.float32)
+            name = Path(path).name
             spans.append(
-                f"{Path(path).name}: {file_times[0]:%Y-%m-%d %H:%M}..{file_times[-1]:%Y-%m-%d %H:%M}"
-                " UTC" if file_times else f"{Path(path).name}: no records"
+                f"{name}: {file_times[0]:%Y-%m-%d %H:%M}..{file_times[-1]:%Y-%m-%d %H:%M} UTC"
+                if file_times
+                else f"{name}: no records"
             )
             for k, t in enumerate(file_times):
                 where[t] = (fi, k)
             per_file.append(file_times)
         finally:
             ds.close()
-    label = str(paths[0]) if len(paths) == 1 else f"{len(paths)} wrfout files ({Path(paths[0]).parent})"
+    label = (
+        str(paths[0]) if len(paths) == 1 else f"{len(paths)} wrfout files ({Path(paths[0]).parent})"
+    )
     wanted = list(times) if times is not None else sorted(where)
     missing = [t for t in wanted if t not in where]
     if missing and len(missing) == len(wanted):
@@ -146,7 +148,8 @@ def read_wrf_records(
     if missing:
         shown = ", ".join(f"{t:%Y-%m-%d %H:%M}" for t in missing[:6])
         raise TimeCoverageError(
-            label, f"{len(missing)} of the {len(wanted)} hourly records needed are missing: "
+            label,
+            f"{len(missing)} of the {len(wanted)} hourly records needed are missing: "
             f"{shown} UTC" + (" ..." if len(missing) > 6 else ""),
         )
     ny, nx = xlat.shape
@@ -165,7 +168,8 @@ def read_wrf_records(
                 block = read_variable(ds, path, name, (slice(r0, r1),))
                 if block.shape[-2:] != (ny, nx):
                     raise GridMismatchError(
-                        path, f"{name} is {block.shape[-2:]} but the first file's grid is {(ny, nx)}"
+                        path,
+                        f"{name} is {block.shape[-2:]} but the first file's grid is {(ny, nx)}",
                     )
                 arr = out.setdefault(name, np.empty((len(wanted), ny, nx), np.float32))
                 for k, r in picks:
@@ -175,7 +179,9 @@ def read_wrf_records(
     for name, arr in out.items():
         if not np.isfinite(arr).all():
             k = int(np.argwhere(~np.isfinite(arr))[0][0])
-            raise BadValueError(label, f"{name} has NaN or infinite values at {wanted[k]:%Y-%m-%d %H:%M} UTC")
+            raise BadValueError(
+                label, f"{name} has NaN or infinite values at {wanted[k]:%Y-%m-%d %H:%M} UTC"
+            )
     return WrfRecords(label, wanted, attrs, xlat, xlong, crs, out)
 
 
@@ -341,9 +347,7 @@ def map_to_grid(records: WrfRecords, grid: Grid) -> GridMapping:
         return GridMapping(rc.astype(np.intp), cc.astype(np.intp), z, z, exact=True)
     r = np.minimum(np.floor(fr), ny - 2).astype(np.intp)
     c = np.minimum(np.floor(fc), nx - 2).astype(np.intp)
-    return GridMapping(
-        r, c, (fr - r).astype(np.float32), (fc - c).astype(np.float32), exact=False
-    )
+    return GridMapping(r, c, (fr - r).astype(np.float32), (fc - c).astype(np.float32), exact=False)
 
 
 def wrf_hours(date: dt.date) -> list[dt.datetime]:

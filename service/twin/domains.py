@@ -20,8 +20,12 @@ PARENT_COL_MARGIN = 4
 PARENT_ROW_MARGIN = 7
 
 
-def parent_spec(service: GridSpec, col_margin: int = PARENT_COL_MARGIN,
-                row_margin: int = PARENT_ROW_MARGIN, name: str = "KNU_09_01") -> GridSpec:
+def parent_spec(
+    service: GridSpec,
+    col_margin: int = PARENT_COL_MARGIN,
+    row_margin: int = PARENT_ROW_MARGIN,
+    name: str = "KNU_09_01",
+) -> GridSpec:
     """The grid ``service`` is cut from, wider by the given number of cells on each side."""
     return service.model_copy(update={
         "name": name,

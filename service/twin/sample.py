@@ -101,13 +101,19 @@ def write_sample_day(
     if split_cmaq:
         cut = next(k for k, t in enumerate(hours) if t.hour == 0)
         cmaq = [
-            write_cmaq_file(cmaq_dir / f"CCTM_ACONC_{hours[0]:%Y%m%d}.nc",
-                            {k: v[:cut] for k, v in chem.items()}, hours[:cut], parent, style=style),
-            write_cmaq_file(cmaq_dir / f"CCTM_ACONC_{hours[cut]:%Y%m%d}.nc",
-                            {k: v[cut:] for k, v in chem.items()}, hours[cut:], parent, style=style),
-        ]  # fmt: skip
+            write_cmaq_file(
+                cmaq_dir / f"CCTM_ACONC_{hours[part][0]:%Y%m%d}.nc",
+                {k: v[part] for k, v in chem.items()},
+                hours[part],
+                parent,
+                style=style,
+            )
+            for part in (slice(0, cut), slice(cut, None))
+        ]
     else:
-        cmaq = [write_cmaq_file(cmaq_dir / f"CCTM_ACONC_{tag}.nc", chem, hours, parent, style=style)]
+        cmaq = [
+            write_cmaq_file(cmaq_dir / f"CCTM_ACONC_{tag}.nc", chem, hours, parent, style=style)
+        ]
     domain = wrf_domain(service)
     init = hours[0] - dt.timedelta(hours=3)
     wrf_times = [hours[0] - dt.timedelta(hours=1), *hours]
@@ -118,10 +124,12 @@ def write_sample_day(
             domain, wrf_times, weather, init_time=init, rotation=wrf_rotation,
         )
     ]  # fmt: skip
+    rows = slice(PARENT_ROW_MARGIN, -PARENT_ROW_MARGIN)
+    cols = slice(PARENT_COL_MARGIN, -PARENT_COL_MARGIN)
     analysis = [
         write_analysis_file(
             inbox / "analysis" / tag / f"PM25_ANALYSIS_{tag}.nc",
-            chem["pm25"][:, PARENT_ROW_MARGIN:-PARENT_ROW_MARGIN, PARENT_COL_MARGIN:-PARENT_COL_MARGIN] * 0.9, hours, service,
+            chem["pm25"][:, rows, cols] * 0.9, hours, service,
         )
     ]  # fmt: skip
     return SampleDay(cmaq, wrf, analysis)

@@ -1,0 +1,73 @@
+"""Benchmarks: medians of repeated runs on this machine, printed as a table and JSON.
+
+Usage: ``python bench/run.py [NAME ...]`` (``make bench``). Each benchmark prepares its
+inputs once, then times the measured step ``--repeat`` times and reports the median.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from service.forecast.tensor import assemble_inputs
+from service.settings import GridSpec, Settings
+from service.twin.sample import write_sample_day
+
+DAY = dt.date(2024, 1, 9)
+
+
+def bench_ingest(workdir: Path) -> Callable[[], object]:
+    """One day: read CMAQ (24 h, parent grid), WRF (25 records), build the tensor."""
+    write_sample_day(workdir, DAY, GridSpec())
+    settings = Settings(inbox=workdir)
+    return lambda: assemble_inputs(DAY, settings)
+
+
+BENCHMARKS = {"ingest_one_day": bench_ingest}
+
+
+def machine() -> str:
+    cores = os.cpu_count()
+    return (
+        f"{platform.node()} {platform.machine()} {cores} cores, Python {platform.python_version()}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("names", nargs="*", default=list(BENCHMARKS))
+    parser.add_argument("--repeat", type=int, default=15)
+    args = parser.parse_args()
+    results = {}
+    for name in args.names:
+        with tempfile.TemporaryDirectory() as tmp:
+            step = BENCHMARKS[name](Path(tmp))
+            step()  # warm-up: imports, caches, page cache
+            times = []
+            for _ in range(args.repeat):
+                t0 = time.perf_counter()
+                step()
+                times.append(time.perf_counter() - t0)
+        results[name] = {"median_s": statistics.median(times), "min_s": min(times),
+                         "max_s": max(times), "repeat": args.repeat}  # fmt: skip
+        ms = [t * 1000 for t in times]
+        print(
+            f"{name:24s} median {statistics.median(ms):8.1f} ms "
+            f"(min {min(ms):.1f}, max {max(ms):.1f}, n={args.repeat})"
+        )
+    print(json.dumps({"machine": machine(), "results": results}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
