@@ -59,8 +59,12 @@ def main() -> None:
                 t0 = time.perf_counter()
                 step()
                 times.append(time.perf_counter() - t0)
-        results[name] = {"median_s": statistics.median(times), "min_s": min(times),
-                         "max_s": max(times), "repeat": args.repeat}  # fmt: skip
+        results[name] = {
+            "median_s": statistics.median(times),
+            "min_s": min(times),
+            "max_s": max(times),
+            "repeat": args.repeat,
+        }
         ms = [t * 1000 for t in times]
         print(
             f"{name:24s} median {statistics.median(ms):8.1f} ms "

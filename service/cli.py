@@ -7,10 +7,16 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from service import __version__
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
+
+    from service.settings import Settings
 
 _NOT_YET = "not built yet: see the project's open issues"
 
@@ -64,16 +70,270 @@ def inputs(date: dt.date, save: Path | None) -> None:
         import numpy as np
 
         np.save(save, result.tensor)
-    click.echo(json.dumps({
-        "date": date.isoformat(),
-        "shape": list(result.tensor.shape),
-        "files": [f.as_dict() for f in result.files],
-    }, indent=2))  # fmt: skip
+    click.echo(
+        json.dumps(
+            {
+                "date": date.isoformat(),
+                "shape": list(result.tensor.shape),
+                "files": [f.as_dict() for f in result.files],
+            },
+            indent=2,
+        )
+    )
+
+
+@main.group(invoke_without_command=True)
+@click.option("--start", type=DATE, help="First target day (KST).")
+@click.option("--end", type=DATE, help="Last target day (KST), inclusive.")
+@click.option("--out", type=click.Path(path_type=Path), help="Inbox folder to write.")
+@click.option("--seed", type=int, default=0, show_default=True, help="World and error seed.")
+@click.option(
+    "--style",
+    type=click.Choice(["aconc", "combine"]),
+    default="aconc",
+    show_default=True,
+    help="CMAQ files as ACONC (ppmV) or COMBINE (ppbV).",
+)
+@click.option("--workers", type=int, default=None, help="Processes (default: all cores).")
+@click.pass_context
+def twin(
+    ctx: click.Context,
+    start: dt.date | None,
+    end: dt.date | None,
+    out: Path | None,
+    seed: int,
+    style: str,
+    workers: int | None,
+) -> None:
+    """Write a SYNTHETIC archive of CMAQ, WRF and analysis files for target days START..END.
+
+    The folder is laid out as an inbox: PM25_INBOX=OUT finds every file with the default
+    templates. `pm25 twin report DIR` measures an archive against the calibration targets.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    if start is None or end is None or out is None:
+        raise click.UsageError("--start, --end and --out are required")
+    from service.settings import get_settings
+    from service.twin.archive import generate
+
+    if end < start:
+        raise click.BadParameter(f"--end {end} is before --start {start}")
+    days = generate(
+        get_settings().grid,
+        start,
+        end,
+        out,
+        seed=seed,
+        style=style,  # type: ignore[arg-type]
+        workers=workers,
+    )
+    click.echo(f"wrote {len(days)} SYNTHETIC days {start}..{end} to {out} (seed {seed})")
+
+
+@twin.command("report")
+@click.argument("archive", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path("docs/twin"),
+    show_default=True,
+    help="Folder for the markdown report and its plots.",
+)
+@click.option("--start", type=DATE, default="2019-01-01", show_default=True)
+@click.option("--end", type=DATE, default="2022-12-31", show_default=True)
+@click.option(
+    "--seoul",
+    type=click.Path(exists=True, path_type=Path),
+    default=None,
+    help="Seoul's real hourly observations (../shared/data/seoul/...csv).",
+)
+def twin_report(archive: Path, out: Path, start: dt.date, end: dt.date, seoul: Path | None) -> None:
+    """Measure an archive against the calibration targets; write REPORT.md and plots."""
+    from service.twin.report import write_report
+
+    path, ok = write_report(archive, out, start, end, seoul)
+    click.echo(f"report written to {path}: {'all targets met' if ok else 'some targets MISSED'}")
+
+
+@main.command()
+@click.option(
+    "--archive",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    required=True,
+    help="A twin or real archive laid out as an inbox.",
+)
+@click.option("--case", type=click.IntRange(1, 4), default=3, show_default=True)
+@click.option("--start", type=DATE, default="2019-01-01", show_default=True)
+@click.option("--end", type=DATE, default="2021-12-31", show_default=True)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Folder for model.keras, card.json and the learning curves.",
+)
+@click.option(
+    "--cache",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Folder for the compact dataset (default: OUT/../dataset).",
+)
+@click.option("--epochs", type=int, default=200, show_default=True)
+@click.option("--filters", type=int, default=36, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--synthetic/--real",
+    default=True,
+    show_default=True,
+    help="Whether the archive is the synthetic twin (recorded in the card).",
+)
+def train(
+    archive: Path,
+    case: int,
+    start: dt.date,
+    end: dt.date,
+    out: Path,
+    cache: Path | None,
+    epochs: int,
+    filters: int,
+    seed: int,
+    synthetic: bool,
+) -> None:
+    """Train a ConvLSTM case on an archive the paper's way; write a self-describing artifact."""
+    from service.forecast.training import train_from_archive
+
+    card = train_from_archive(
+        archive,
+        case,
+        start,
+        end,
+        out,
+        cache=cache,
+        epochs=epochs,
+        filters=filters,
+        seed=seed,
+        synthetic=synthetic,
+    )
+    click.echo(
+        f"saved {out / 'model.keras'} (case {case}, best epoch "
+        f"{card.training['best_epoch']}, sha256 {card.weights_sha256[:12]})"
+    )
+
+
+@main.command()
+@click.option(
+    "--archive", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True
+)
+@click.option(
+    "--model",
+    "models_",
+    type=click.Path(exists=True, path_type=Path),
+    multiple=True,
+    help="model.keras files (default: the service's model).",
+)
+@click.option("--start", type=DATE, default="2022-01-01", show_default=True)
+@click.option("--end", type=DATE, default="2022-12-31", show_default=True)
+@click.option(
+    "--out", type=click.Path(path_type=Path), default=Path("docs/model"), show_default=True
+)
+@click.option("--cache", type=click.Path(path_type=Path), default=None)
+def evaluate(
+    archive: Path,
+    models_: tuple[Path, ...],
+    start: dt.date,
+    end: dt.date,
+    out: Path,
+    cache: Path | None,
+) -> None:
+    """Score models and raw CMAQ against the analysis with the paper's metrics; write a report."""
+    from service.forecast.training import evaluate_on_archive
+    from service.settings import get_settings
+
+    paths = list(models_) or [get_settings().model_path]
+    path = evaluate_on_archive(archive, paths, start, end, out, cache=cache)
+    click.echo(f"report written to {path}")
+
+
+def _pipeline() -> tuple[Settings, sessionmaker[Session]]:
+    from service.settings import get_settings
+    from service.storage.db import make_engine, session_factory
+
+    settings = get_settings()
+    return settings, session_factory(make_engine(settings.database_url))
+
+
+@main.command()
+def migrate() -> None:
+    """Bring the database schema to the newest revision (Alembic upgrade head)."""
+    from service.settings import get_settings
+    from service.storage.db import redact
+    from service.storage.migrate import upgrade
+
+    url = get_settings().database_url
+    upgrade(url)
+    click.echo(f"database {redact(url)} is at the newest schema")
+
+
+@main.command()
+@click.option("--date", "date", type=DATE, required=True, help="Target day D (KST).")
+def run(date: dt.date) -> None:
+    """Run the pipeline once for target date DATE (idempotent)."""
+    from service.jobs import run_daily_forecast
+
+    settings, sessions = _pipeline()
+    outcome = run_daily_forecast(date, settings=settings, sessions=sessions)
+    label = outcome.status.value + (" (CMAQ fallback)" if outcome.fallback else "")
+    click.echo(
+        f"{date}: {label} (run {outcome.run_id})"
+        + (f": {outcome.message}" if outcome.message else "")
+    )
+    if outcome.status.value != "succeeded":
+        sys.exit(1)
+
+
+@main.command()
+@click.option("--start", type=DATE, required=True)
+@click.option("--end", type=DATE, required=True)
+def backfill(start: dt.date, end: dt.date) -> None:
+    """Run the pipeline for every date START..END; go on past failures and report them."""
+    from tqdm import tqdm
+
+    from service.jobs import run_daily_forecast
+
+    if end < start:
+        raise click.BadParameter(f"--end {end} is before --start {start}")
+    settings, sessions = _pipeline()
+    dates = [start + dt.timedelta(days=k) for k in range((end - start).days + 1)]
+    failed = []
+    for date in tqdm(dates, unit="day", desc="backfill"):
+        outcome = run_daily_forecast(
+            date,
+            settings=settings,
+            sessions=sessions,
+            trigger="backfill",
+        )
+        if outcome.status.value != "succeeded":
+            failed.append(f"{date}: {outcome.status.value}: {outcome.message}")
+    click.echo(f"{len(dates) - len(failed)} of {len(dates)} dates succeeded")
+    for line in failed:
+        click.echo(f"  {line}")
+    if failed:
+        sys.exit(1)
+
+
+@main.command()
+def scheduler() -> None:
+    """The long-running scheduler process (one leader per database)."""
+    from service.scheduler import Scheduler
+    from service.settings import get_settings
+
+    Scheduler(get_settings()).run_forever()
 
 
 def _pending(name: str, issue: str) -> click.Command:
-    @click.command(name=name, help=f"[{_NOT_YET}: {issue}]",
-                   context_settings={"ignore_unknown_options": True})  # fmt: skip
+    @click.command(
+        name=name, help=f"[{_NOT_YET}: {issue}]", context_settings={"ignore_unknown_options": True}
+    )
     @click.argument("args", nargs=-1, type=click.UNPROCESSED)
     def cmd(args: tuple[str, ...]) -> None:
         click.echo(f"pm25 {name}: {_NOT_YET} ({issue}).", err=True)
@@ -84,14 +344,7 @@ def _pending(name: str, issue: str) -> click.Command:
 
 for _name, _issue in (
     ("demo", "the API issue completes it"),
-    ("twin", "the twin issue"),
-    ("run", "the pipeline issue"),
-    ("backfill", "the pipeline issue"),
-    ("scheduler", "the pipeline issue"),
     ("serve", "the API issue"),
-    ("migrate", "the pipeline issue"),
-    ("train", "the model issue"),
-    ("evaluate", "the model issue"),
 ):
     main.add_command(_pending(_name, _issue))
 

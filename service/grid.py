@@ -79,13 +79,13 @@ class Grid:
     def x_centres(self) -> FloatArray:
         """Projected x of the column centres, metres, west to east."""
         s = self.spec
-        return s.xorig_m + (np.arange(s.ncols) + 0.5) * s.cell_m
+        return np.asarray(s.xorig_m + (np.arange(s.ncols) + 0.5) * s.cell_m, np.float64)
 
     @cached_property
     def y_centres(self) -> FloatArray:
         """Projected y of the row centres, metres, south to north."""
         s = self.spec
-        return s.yorig_m + (np.arange(s.nrows) + 0.5) * s.cell_m
+        return np.asarray(s.yorig_m + (np.arange(s.nrows) + 0.5) * s.cell_m, np.float64)
 
     @cached_property
     def centre_lonlat(self) -> tuple[FloatArray, FloatArray]:
@@ -99,7 +99,7 @@ class Grid:
     def lonlat_to_xy(self, lon: npt.ArrayLike, lat: npt.ArrayLike) -> tuple[FloatArray, FloatArray]:
         """Project longitude/latitude (degrees) to grid x/y (metres)."""
         x, y = self._to_xy.transform(np.asarray(lon, float), np.asarray(lat, float))
-        return np.asarray(x, float), np.asarray(y, float)
+        return np.asarray(x, np.float64), np.asarray(y, np.float64)
 
     def xy_to_lonlat(self, x: npt.ArrayLike, y: npt.ArrayLike) -> tuple[FloatArray, FloatArray]:
         """Unproject grid x/y (metres) to longitude/latitude (degrees)."""

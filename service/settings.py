@@ -63,6 +63,10 @@ class Settings(BaseSettings):
     admin_token: SecretStr = SecretStr("")
     schedule_time_kst: str = "18:00"
     deadline_time_kst: str = "23:00"
+    poll_seconds: int = 300
+    catchup_days: int = 3
+    input_settle_seconds: int = 60
+    cmaq_fallback: bool = True
     log_level: str = "INFO"
 
 

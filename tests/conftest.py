@@ -48,3 +48,63 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"reference data not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real Case 3 artifact, trained for one epoch on two sample days with 2 filters."""
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from models.train import TrainConfig
+    from service.forecast.dataset import build_dataset
+    from service.forecast.training import train_on_dataset
+
+    root = tmp_path_factory.mktemp("tiny_model")
+    days = [dt.date(2024, 1, 9), dt.date(2024, 1, 10)]
+    for k, day in enumerate(days):
+        write_sample_day(root / "archive", day, GridSpec(), seed=k)
+    data = build_dataset(
+        root / "archive", days[0], days[-1], root / "cache", workers=1, progress=False
+    )
+    config = TrainConfig(case=3, epochs=1, filters=2, batch_size=2, verbose=0, validation_split=0.5)
+    train_on_dataset(
+        data,
+        3,
+        root / "model",
+        config=config,
+        grid=GridSpec(),
+        synthetic=True,
+        archive=root / "archive",
+    )
+    return root / "model" / "model.keras"
+
+
+def _reset_postgres(url: str) -> None:
+    from sqlalchemy import create_engine, text
+
+    from service.storage.db import normalise_url
+
+    engine = create_engine(normalise_url(url))
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A migrated, empty database: SQLite in a temporary folder, or the real PostgreSQL."""
+    import os
+
+    from service.storage.migrate import upgrade
+
+    if request.param == "postgres":
+        url = os.environ.get("PM25_TEST_POSTGRES_URL")
+        if not url:
+            pytest.skip("no PostgreSQL configured: set PM25_TEST_POSTGRES_URL (CI does)")
+        _reset_postgres(url)
+    else:
+        url = f"sqlite:///{tmp_path}/pm25.sqlite"
+    upgrade(url)
+    return url

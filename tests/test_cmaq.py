@@ -65,10 +65,17 @@ def test_combine_style_ppb_gives_the_same_ppm(tmp_path: Path, grid: Grid) -> Non
 
 def test_pm25_under_its_plain_name(tmp_path: Path, grid: Grid) -> None:
     f = _fields()
-    variables = {n: IoapiVariable(f[k], u) for n, k, u in (
-        ("CO", "co", "ppmV"), ("SO2", "so2", "ppmV"), ("O3", "o3", "ppmV"),
-        ("NO2", "no2", "ppmV"), ("PM10", "pm10", "micrograms/m**3"),
-        ("PM25", "pm25", "micrograms/m**3"))}  # fmt: skip
+    variables = {
+        n: IoapiVariable(f[k], u)
+        for n, k, u in (
+            ("CO", "co", "ppmV"),
+            ("SO2", "so2", "ppmV"),
+            ("O3", "o3", "ppmV"),
+            ("NO2", "no2", "ppmV"),
+            ("PM10", "pm10", "micrograms/m**3"),
+            ("PM25", "pm25", "micrograms/m**3"),
+        )
+    }
     path = write_ioapi(tmp_path / "p.nc", variables, HOURS, ioapi_grid(PARENT))
     out = read_cmaq([path], DAY, grid)
     np.testing.assert_allclose(out.data["pm25"].values, f["pm25"][:, 7:-7, 4:-4], rtol=1e-6)

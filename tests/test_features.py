@@ -5,9 +5,19 @@ from service.features import FEATURE_NAMES, INPUT_FEATURES, TARGET
 
 def test_twelve_inputs_in_the_papers_order() -> None:
     assert FEATURE_NAMES == (
-        "co", "so2", "o3", "no2", "pm10", "pm25",
-        "temperature", "precipitation", "humidity", "wind_direction", "wind_speed", "pressure",
-    )  # fmt: skip
+        "co",
+        "so2",
+        "o3",
+        "no2",
+        "pm10",
+        "pm25",
+        "temperature",
+        "precipitation",
+        "humidity",
+        "wind_direction",
+        "wind_speed",
+        "pressure",
+    )
 
 
 def test_units_are_the_papers() -> None:

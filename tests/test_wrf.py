@@ -58,9 +58,15 @@ def _records(acc: np.ndarray, attrs: dict | None = None, **extra: np.ndarray) ->
     n, ny, nx = acc.shape
     t0 = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
     variables = {"RAINC": np.zeros_like(acc), "RAINNC": acc.astype(np.float32), **extra}
-    return WrfRecords("mem", [t0 + dt.timedelta(hours=k) for k in range(n)], attrs or {},
-                      np.zeros((ny, nx), np.float32), np.zeros((ny, nx), np.float32),
-                      CRS.from_epsg(4326), variables)  # fmt: skip
+    return WrfRecords(
+        "mem",
+        [t0 + dt.timedelta(hours=k) for k in range(n)],
+        attrs or {},
+        np.zeros((ny, nx), np.float32),
+        np.zeros((ny, nx), np.float32),
+        CRS.from_epsg(4326),
+        variables,
+    )
 
 
 def test_relative_humidity_matches_wrfs_formula() -> None:
@@ -75,9 +81,16 @@ def test_relative_humidity_matches_wrfs_formula() -> None:
     assert relative_humidity(t2, np.array([-1e-4], np.float32), psfc)[0] == 0.0
 
 
-@pytest.mark.parametrize(("u", "v", "direction"), [
-    (0.0, -5.0, 0.0), (-5.0, 0.0, 90.0), (0.0, 5.0, 180.0), (5.0, 0.0, 270.0), (3.0, 3.0, 225.0),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("u", "v", "direction"),
+    [
+        (0.0, -5.0, 0.0),
+        (-5.0, 0.0, 90.0),
+        (0.0, 5.0, 180.0),
+        (5.0, 0.0, 270.0),
+        (3.0, 3.0, 225.0),
+    ],
+)
 def test_wind_direction_is_where_the_wind_comes_from(u: float, v: float, direction: float) -> None:
     speed, d = wind_speed_direction(np.array([u], np.float32), np.array([v], np.float32))
     assert d[0] == pytest.approx(direction, abs=1e-4) and speed[0] == pytest.approx(np.hypot(u, v))
@@ -91,8 +104,12 @@ def test_precipitation_is_clipped_where_accumulation_decreases() -> None:
 
 def test_bucket_counters_are_added() -> None:
     acc = np.array([[[99.0]], [[1.0]]], np.float32)  # the bucket tipped at 100 mm
-    rec = _records(acc, {"BUCKET_MM": 100.0}, I_RAINC=np.zeros((2, 1, 1), np.float32),
-                   I_RAINNC=np.array([[[0.0]], [[1.0]]], np.float32))  # fmt: skip
+    rec = _records(
+        acc,
+        {"BUCKET_MM": 100.0},
+        I_RAINC=np.zeros((2, 1, 1), np.float32),
+        I_RAINNC=np.array([[[0.0]], [[1.0]]], np.float32),
+    )
     assert hourly_precipitation(rec)[0, 0, 0] == pytest.approx(2.0)
 
 
@@ -124,14 +141,16 @@ def test_aligned_domain_is_cut_exactly(tmp_path: Path, grid: Grid) -> None:
     np.testing.assert_allclose(
         out["pressure"].values, weather["pressure"][1:, rows, cols], rtol=1e-6
     )
-    np.testing.assert_allclose(out["temperature"].values,
-                               weather["temperature"][1:, rows, cols], atol=1e-4)  # fmt: skip
+    np.testing.assert_allclose(
+        out["temperature"].values, weather["temperature"][1:, rows, cols], atol=1e-4
+    )
 
 
 def test_unaligned_domain_is_interpolated_bilinearly(tmp_path: Path, grid: Grid) -> None:
     base = parent_spec(GridSpec(), 6, 9)
-    domain = WrfDomain(base.model_copy(update={"xorig_m": base.xorig_m + 3100.0,
-                                               "yorig_m": base.yorig_m - 4700.0}))  # fmt: skip
+    domain = WrfDomain(
+        base.model_copy(update={"xorig_m": base.xorig_m + 3100.0, "yorig_m": base.yorig_m - 4700.0})
+    )
     weather = sample_weather(domain, TIMES, INIT)
     # A pressure field linear in projected x and y is reproduced exactly by bilinear weights.
     xx, yy = np.meshgrid(domain.grid.x_centres, domain.grid.y_centres)
@@ -174,10 +193,15 @@ def test_hourly_files_are_joined(tmp_path: Path, grid: Grid) -> None:
     domain = wrf_domain(GridSpec())
     weather = sample_weather(domain, TIMES, INIT)
     paths = [
-        write_wrf_file(tmp_path / f"wrfout_d01_{t:%Y-%m-%d_%H}", domain, [t],
-                       {k: v[i : i + 1] for k, v in weather.items()}, init_time=INIT)
+        write_wrf_file(
+            tmp_path / f"wrfout_d01_{t:%Y-%m-%d_%H}",
+            domain,
+            [t],
+            {k: v[i : i + 1] for k, v in weather.items()},
+            init_time=INIT,
+        )
         for i, t in enumerate(TIMES)
-    ]  # fmt: skip
+    ]
     joined = read_wrf(paths, DAY, grid).data
     single = read_wrf([_write(tmp_path / "one", domain, weather=weather)], DAY, grid).data
     np.testing.assert_array_equal(joined["precipitation"], single["precipitation"])
@@ -226,8 +250,14 @@ def test_not_netcdf_wrfout(tmp_path: Path, grid: Grid) -> None:
 
 def test_sample_day_reads(sample_day: SampleDay, grid: Grid) -> None:
     out = read_wrf(sample_day.wrf, DAY, grid)
-    assert set(out.data.data_vars) == {"temperature", "precipitation", "humidity",
-                                       "wind_direction", "wind_speed", "pressure"}  # fmt: skip
+    assert set(out.data.data_vars) == {
+        "temperature",
+        "precipitation",
+        "humidity",
+        "wind_direction",
+        "wind_speed",
+        "pressure",
+    }
     assert out.data["humidity"].shape == (24, 68, 59)
     assert out.files[0].init_time == INIT  # the sample's run starts 3 h before 00 KST
 
@@ -258,17 +288,38 @@ def test_real_mercator_wrfout_is_derived_then_rejected(shared_data: Path, grid: 
 def test_our_wrfout_uses_the_names_and_types_of_a_real_lambert_file(
     shared_data: Path, sample_day: SampleDay
 ) -> None:
-    with netCDF4.Dataset(shared_data / "wrf" / "wrfout_lambert_attrs_only.nc") as real, \
-            netCDF4.Dataset(sample_day.wrf[0]) as ours:  # fmt: skip
+    with (
+        netCDF4.Dataset(shared_data / "wrf" / "wrfout_lambert_attrs_only.nc") as real,
+        netCDF4.Dataset(sample_day.wrf[0]) as ours,
+    ):
         common = set(real.ncattrs()) & set(ours.ncattrs())
-        assert {"MAP_PROJ", "TRUELAT1", "TRUELAT2", "STAND_LON", "MOAD_CEN_LAT", "CEN_LAT",
-                "DX", "SIMULATION_START_DATE", "BUCKET_MM"} <= common  # fmt: skip
+        assert {
+            "MAP_PROJ",
+            "TRUELAT1",
+            "TRUELAT2",
+            "STAND_LON",
+            "MOAD_CEN_LAT",
+            "CEN_LAT",
+            "DX",
+            "SIMULATION_START_DATE",
+            "BUCKET_MM",
+        } <= common
         for name in common:
             assert type(real.getncattr(name)) is type(ours.getncattr(name)) or (
                 np.asarray(real.getncattr(name)).dtype == np.asarray(ours.getncattr(name)).dtype
             ), name
-        for var in ("XLAT", "XLONG", "T2", "PSFC", "U10", "V10", "RAINC", "RAINNC",
-                    "SINALPHA", "COSALPHA"):  # fmt: skip
+        for var in (
+            "XLAT",
+            "XLONG",
+            "T2",
+            "PSFC",
+            "U10",
+            "V10",
+            "RAINC",
+            "RAINNC",
+            "SINALPHA",
+            "COSALPHA",
+        ):
             r, o = real.variables[var], ours.variables[var]
             assert r.dtype == o.dtype, var
             for attr in ("FieldType", "MemoryOrder", "description", "units", "stagger"):

@@ -223,17 +223,33 @@ def write_ioapi(
             ds.setncattr("IOAPI_VERSION", _padded("ioapi-3.2: pm25-forecast writer", 80))
             ds.setncattr("EXEC_ID", _padded(upnam, 80))
             for name, value in (
-                ("FTYPE", 1), ("CDATE", cdate), ("CTIME", ctime), ("WDATE", cdate),
-                ("WTIME", ctime), ("SDATE", sdate), ("STIME", stime), ("TSTEP", 10000),
-                ("NTHIK", 1), ("NCOLS", grid.ncols), ("NROWS", grid.nrows), ("NLAYS", nlays),
-                ("NVARS", len(names)), ("GDTYP", LAMBERT),
-            ):  # fmt: skip
+                ("FTYPE", 1),
+                ("CDATE", cdate),
+                ("CTIME", ctime),
+                ("WDATE", cdate),
+                ("WTIME", ctime),
+                ("SDATE", sdate),
+                ("STIME", stime),
+                ("TSTEP", 10000),
+                ("NTHIK", 1),
+                ("NCOLS", grid.ncols),
+                ("NROWS", grid.nrows),
+                ("NLAYS", nlays),
+                ("NVARS", len(names)),
+                ("GDTYP", LAMBERT),
+            ):
                 ds.setncattr(name, i32(value))
             for name, fvalue in (
-                ("P_ALP", grid.p_alp), ("P_BET", grid.p_bet), ("P_GAM", grid.p_gam),
-                ("XCENT", grid.xcent), ("YCENT", grid.ycent), ("XORIG", grid.xorig),
-                ("YORIG", grid.yorig), ("XCELL", grid.xcell), ("YCELL", grid.ycell),
-            ):  # fmt: skip
+                ("P_ALP", grid.p_alp),
+                ("P_BET", grid.p_bet),
+                ("P_GAM", grid.p_gam),
+                ("XCENT", grid.xcent),
+                ("YCENT", grid.ycent),
+                ("XORIG", grid.xorig),
+                ("YORIG", grid.yorig),
+                ("XCELL", grid.xcell),
+                ("YCELL", grid.ycell),
+            ):
                 ds.setncattr(name, f64(fvalue))
             ds.setncattr("VGTYP", i32(7))
             ds.setncattr("VGTOP", np.float32(5000.0))

@@ -135,18 +135,36 @@ def write_wrfout(
         Units per variable; WRF's own are used for the common names.
     """
     default_units = {
-        "XLAT": "degree_north", "XLONG": "degree_east", "T2": "K", "Q2": "kg kg-1",
-        "PSFC": "Pa", "U10": "m s-1", "V10": "m s-1", "RAINC": "mm", "RAINNC": "mm",
-        "SINALPHA": "", "COSALPHA": "", "I_RAINC": "", "I_RAINNC": "", "XTIME": "",
-    }  # fmt: skip
+        "XLAT": "degree_north",
+        "XLONG": "degree_east",
+        "T2": "K",
+        "Q2": "kg kg-1",
+        "PSFC": "Pa",
+        "U10": "m s-1",
+        "V10": "m s-1",
+        "RAINC": "mm",
+        "RAINNC": "mm",
+        "SINALPHA": "",
+        "COSALPHA": "",
+        "I_RAINC": "",
+        "I_RAINNC": "",
+        "XTIME": "",
+    }
     descriptions = {
-        "XLAT": "LATITUDE, SOUTH IS NEGATIVE", "XLONG": "LONGITUDE, WEST IS NEGATIVE",
-        "T2": "TEMP at 2 M", "Q2": "QV at 2 M", "PSFC": "SFC PRESSURE", "U10": "U at 10 M",
-        "V10": "V at 10 M", "RAINC": "ACCUMULATED TOTAL CUMULUS PRECIPITATION",
+        "XLAT": "LATITUDE, SOUTH IS NEGATIVE",
+        "XLONG": "LONGITUDE, WEST IS NEGATIVE",
+        "T2": "TEMP at 2 M",
+        "Q2": "QV at 2 M",
+        "PSFC": "SFC PRESSURE",
+        "U10": "U at 10 M",
+        "V10": "V at 10 M",
+        "RAINC": "ACCUMULATED TOTAL CUMULUS PRECIPITATION",
         "RAINNC": "ACCUMULATED TOTAL GRID SCALE PRECIPITATION",
-        "SINALPHA": "Local sine of map rotation", "COSALPHA": "Local cosine of map rotation",
-        "I_RAINC": "BUCKET FOR RAINC", "I_RAINNC": "BUCKET FOR RAINNC",
-    }  # fmt: skip
+        "SINALPHA": "Local sine of map rotation",
+        "COSALPHA": "Local cosine of map rotation",
+        "I_RAINC": "BUCKET FOR RAINC",
+        "I_RAINNC": "BUCKET FOR RAINNC",
+    }
     units = {**default_units, **(units or {})}
     first = np.asarray(next(iter(fields.values())))
     ny, nx = first.shape[-2:]
@@ -178,8 +196,9 @@ def write_wrfout(
                 v.setncattr("description", descriptions.get(name, name))
                 v.setncattr("units", units.get(name, ""))
                 v.setncattr("stagger", "")
-                v.setncattr("coordinates", "XLONG XLAT" if name in ("XLAT", "XLONG")
-                            else "XLONG XLAT XTIME")  # fmt: skip
+                v.setncattr(
+                    "coordinates", "XLONG XLAT" if name in ("XLAT", "XLONG") else "XLONG XLAT XTIME"
+                )
                 v[:] = arr
         finally:
             ds.close()

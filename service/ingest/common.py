@@ -105,10 +105,13 @@ def to_dataset(
     """Wrap canonical arrays ``(time, row, col)`` as a dataset with units and UTC times."""
     time = np.array([t.astimezone(UTC).replace(tzinfo=None) for t in times], "datetime64[ns]")
     data_vars = {
-        name: (("time", "row", "col"), arr, {"units": features[name].unit,
-                                            "long_name": features[name].long_name})
+        name: (
+            ("time", "row", "col"),
+            arr,
+            {"units": features[name].unit, "long_name": features[name].long_name},
+        )
         for name, arr in fields.items()
-    }  # fmt: skip
+    }
     return xr.Dataset(
         data_vars, coords={"time": time}, attrs={"source": source, "time_zone": "UTC"}
     )
@@ -206,10 +209,17 @@ def ioapi_window(header: IoapiHeader, grid: Grid, path: str | Path) -> tuple[int
             path, f"GDTYP is {header.gdtyp}, expected {LAMBERT} (Lambert conformal)"
         )
     expected = {"P_ALP": s.lat_1, "P_BET": s.lat_2, "XCENT": s.lon_0, "YCENT": s.lat_0}
-    found = {"P_ALP": header.p_alp, "P_BET": header.p_bet,
-             "XCENT": header.xcent, "YCENT": header.ycent}  # fmt: skip
-    wrong = [f"{k}={found[k]:g} (expected {v:g})" for k, v in expected.items()
-             if abs(found[k] - v) > 1e-6]  # fmt: skip
+    found = {
+        "P_ALP": header.p_alp,
+        "P_BET": header.p_bet,
+        "XCENT": header.xcent,
+        "YCENT": header.ycent,
+    }
+    wrong = [
+        f"{k}={found[k]:g} (expected {v:g})"
+        for k, v in expected.items()
+        if abs(found[k] - v) > 1e-6
+    ]
     if abs(header.p_gam - s.lon_0) > 1e-6:
         wrong.append(f"P_GAM={header.p_gam:g} (expected {s.lon_0:g})")
     if wrong:

@@ -160,8 +160,11 @@ def read_wrf_records(
             continue
         ds = open_dataset(path)
         try:
-            names = [n for n in (*REQUIRED, "SINALPHA", "COSALPHA", "I_RAINC", "I_RAINNC")
-                     if n in REQUIRED or n in ds.variables]  # fmt: skip
+            names = [
+                n
+                for n in (*REQUIRED, "SINALPHA", "COSALPHA", "I_RAINC", "I_RAINNC")
+                if n in REQUIRED or n in ds.variables
+            ]
             recs = [r for _, r in picks]
             r0, r1 = min(recs), max(recs) + 1
             for name in names:
@@ -404,8 +407,9 @@ def read_wrf(paths: Sequence[str | Path], date: dt.date, grid: Grid) -> SourceFi
             ds.close()
         init = parse_wrf_time(str(start)) if start else None
         files.append(file_record(path, "wrf", init))
-    return SourceFields(to_dataset(fields, hours, {f.name: f for f in WRF_FEATURES}, "wrf"),
-                        tuple(files))  # fmt: skip
+    return SourceFields(
+        to_dataset(fields, hours, {f.name: f for f in WRF_FEATURES}, "wrf"), tuple(files)
+    )
 
 
 __all__ = [

@@ -27,22 +27,33 @@ def parent_spec(
     name: str = "KNU_09_01",
 ) -> GridSpec:
     """The grid ``service`` is cut from, wider by the given number of cells on each side."""
-    return service.model_copy(update={
-        "name": name,
-        "xorig_m": service.xorig_m - col_margin * service.cell_m,
-        "yorig_m": service.yorig_m - row_margin * service.cell_m,
-        "ncols": service.ncols + 2 * col_margin,
-        "nrows": service.nrows + 2 * row_margin,
-    })  # fmt: skip
+    return service.model_copy(
+        update={
+            "name": name,
+            "xorig_m": service.xorig_m - col_margin * service.cell_m,
+            "yorig_m": service.yorig_m - row_margin * service.cell_m,
+            "ncols": service.ncols + 2 * col_margin,
+            "nrows": service.nrows + 2 * row_margin,
+        }
+    )
 
 
 def ioapi_grid(spec: GridSpec) -> IoapiGrid:
     """The I/O API header fields of a grid."""
     return IoapiGrid(
-        gdnam=spec.name, p_alp=spec.lat_1, p_bet=spec.lat_2, p_gam=spec.lon_0,
-        xcent=spec.lon_0, ycent=spec.lat_0, xorig=spec.xorig_m, yorig=spec.yorig_m,
-        xcell=spec.cell_m, ycell=spec.cell_m, ncols=spec.ncols, nrows=spec.nrows,
-    )  # fmt: skip
+        gdnam=spec.name,
+        p_alp=spec.lat_1,
+        p_bet=spec.lat_2,
+        p_gam=spec.lon_0,
+        xcent=spec.lon_0,
+        ycent=spec.lat_0,
+        xorig=spec.xorig_m,
+        yorig=spec.yorig_m,
+        xcell=spec.cell_m,
+        ycell=spec.cell_m,
+        ncols=spec.ncols,
+        nrows=spec.nrows,
+    )
 
 
 @dataclass(frozen=True)
@@ -78,15 +89,30 @@ class WrfDomain:
         cen_lon, cen_lat = self.grid.xy_to_lonlat(cx, cy)
         return {
             "TITLE": " OUTPUT FROM WRF V4.2.1 MODEL (SYNTHETIC: pm25-forecast twin)",
-            "START_DATE": start, "SIMULATION_START_DATE": start,
-            "WEST-EAST_GRID_DIMENSION": s.ncols + 1, "SOUTH-NORTH_GRID_DIMENSION": s.nrows + 1,
-            "BOTTOM-TOP_GRID_DIMENSION": 33, "DX": float(s.cell_m), "DY": float(s.cell_m),
-            "GRID_ID": 1, "PARENT_ID": 0, "I_PARENT_START": 1, "J_PARENT_START": 1,
-            "CEN_LAT": float(cen_lat), "CEN_LON": float(cen_lon), "TRUELAT1": float(s.lat_1),
-            "TRUELAT2": float(s.lat_2), "MOAD_CEN_LAT": float(s.lat_0),
-            "STAND_LON": float(s.lon_0), "POLE_LAT": 90.0, "POLE_LON": 0.0, "MAP_PROJ": 1,
-            "MAP_PROJ_CHAR": "Lambert Conformal", "BUCKET_MM": -1.0, "BUCKET_J": -1.0,
-        }  # fmt: skip
+            "START_DATE": start,
+            "SIMULATION_START_DATE": start,
+            "WEST-EAST_GRID_DIMENSION": s.ncols + 1,
+            "SOUTH-NORTH_GRID_DIMENSION": s.nrows + 1,
+            "BOTTOM-TOP_GRID_DIMENSION": 33,
+            "DX": float(s.cell_m),
+            "DY": float(s.cell_m),
+            "GRID_ID": 1,
+            "PARENT_ID": 0,
+            "I_PARENT_START": 1,
+            "J_PARENT_START": 1,
+            "CEN_LAT": float(cen_lat),
+            "CEN_LON": float(cen_lon),
+            "TRUELAT1": float(s.lat_1),
+            "TRUELAT2": float(s.lat_2),
+            "MOAD_CEN_LAT": float(s.lat_0),
+            "STAND_LON": float(s.lon_0),
+            "POLE_LAT": 90.0,
+            "POLE_LON": 0.0,
+            "MAP_PROJ": 1,
+            "MAP_PROJ_CHAR": "Lambert Conformal",
+            "BUCKET_MM": -1.0,
+            "BUCKET_J": -1.0,
+        }
 
 
 def wrf_domain(service: GridSpec, margin: int = 3) -> WrfDomain:

@@ -25,12 +25,23 @@ SYNTHETIC = "SYNTHETIC data from the pm25-forecast twin, not a real model run"
 
 #: File name and units of each CMAQ feature for the two output styles.
 _CMAQ_NAMES = {
-    "aconc": {"co": ("CO", "ppmV"), "so2": ("SO2", "ppmV"), "o3": ("O3", "ppmV"),
-              "no2": ("NO2", "ppmV"), "pm10": ("PM10", "ug/m**3"), "pm25": ("PM2_5", "ug/m**3")},
-    "combine": {"co": ("CO", "ppbV"), "so2": ("SO2", "ppbV"), "o3": ("O3", "ppbV"),
-                "no2": ("NO2", "ppbV"), "pm10": ("PM10", "ug m-3"),
-                "pm25": ("PM25_TOT", "ug m-3")},
-}  # fmt: skip
+    "aconc": {
+        "co": ("CO", "ppmV"),
+        "so2": ("SO2", "ppmV"),
+        "o3": ("O3", "ppmV"),
+        "no2": ("NO2", "ppmV"),
+        "pm10": ("PM10", "ug/m**3"),
+        "pm25": ("PM2_5", "ug/m**3"),
+    },
+    "combine": {
+        "co": ("CO", "ppbV"),
+        "so2": ("SO2", "ppbV"),
+        "o3": ("O3", "ppbV"),
+        "no2": ("NO2", "ppbV"),
+        "pm10": ("PM10", "ug m-3"),
+        "pm25": ("PM25_TOT", "ug m-3"),
+    },
+}
 
 
 def write_cmaq_file(
@@ -54,10 +65,14 @@ def write_cmaq_file(
         factor = scale if units.startswith("ppb") else 1.0
         variables[name] = IoapiVariable(np.asarray(value) * factor, units, f"{key} ({SYNTHETIC})")
     return write_ioapi(
-        path, variables, times, ioapi_grid(grid),
-        filedesc=f"CMAQ {style.upper()} forecast - {SYNTHETIC}", history=SYNTHETIC,
+        path,
+        variables,
+        times,
+        ioapi_grid(grid),
+        filedesc=f"CMAQ {style.upper()} forecast - {SYNTHETIC}",
+        history=SYNTHETIC,
         upnam="CCTM_TWIN",
-    )  # fmt: skip
+    )
 
 
 def write_analysis_file(
@@ -65,11 +80,14 @@ def write_analysis_file(
 ) -> Path:
     """Write the PM2.5 data-assimilation analysis (``PM2_5``, ug/m3) on ``grid``."""
     return write_ioapi(
-        path, {"PM2_5": IoapiVariable(pm25, "ug/m**3", f"analysed PM2.5 ({SYNTHETIC})")},
-        times, ioapi_grid(grid),
-        filedesc=f"PM2.5 data-assimilation analysis - {SYNTHETIC}", history=SYNTHETIC,
+        path,
+        {"PM2_5": IoapiVariable(pm25, "ug/m**3", f"analysed PM2.5 ({SYNTHETIC})")},
+        times,
+        ioapi_grid(grid),
+        filedesc=f"PM2.5 data-assimilation analysis - {SYNTHETIC}",
+        history=SYNTHETIC,
         upnam="OI_TWIN",
-    )  # fmt: skip
+    )
 
 
 def mixing_ratio(temperature_c: F, humidity: F, pressure: F) -> F:
@@ -111,12 +129,16 @@ def write_wrf_file(
     v10 = v * cosa - u * sina
     rain = np.asarray(weather["rain_accumulated"])
     fields: dict[str, F] = {
-        "XLAT": lat, "XLONG": lon,
+        "XLAT": lat,
+        "XLONG": lon,
         "T2": np.asarray(weather["temperature"]) + 273.15,
         "Q2": mixing_ratio(weather["temperature"], weather["humidity"], weather["pressure"]),
-        "PSFC": np.asarray(weather["pressure"]), "U10": u10, "V10": v10,
-        "RAINC": rain * convective_fraction, "RAINNC": rain * (1.0 - convective_fraction),
-    }  # fmt: skip
+        "PSFC": np.asarray(weather["pressure"]),
+        "U10": u10,
+        "V10": v10,
+        "RAINC": rain * convective_fraction,
+        "RAINNC": rain * (1.0 - convective_fraction),
+    }
     if rotation:
         fields["SINALPHA"] = sina
         fields["COSALPHA"] = cosa

@@ -121,15 +121,21 @@ def write_sample_day(
     wrf = [
         write_wrf_file(
             inbox / "wrf" / tag / f"wrfout_d01_{wrf_times[0]:%Y-%m-%d_%H:%M:%S}",
-            domain, wrf_times, weather, init_time=init, rotation=wrf_rotation,
+            domain,
+            wrf_times,
+            weather,
+            init_time=init,
+            rotation=wrf_rotation,
         )
-    ]  # fmt: skip
+    ]
     rows = slice(PARENT_ROW_MARGIN, -PARENT_ROW_MARGIN)
     cols = slice(PARENT_COL_MARGIN, -PARENT_COL_MARGIN)
     analysis = [
         write_analysis_file(
             inbox / "analysis" / tag / f"PM25_ANALYSIS_{tag}.nc",
-            chem["pm25"][:, rows, cols] * 0.9, hours, service,
+            chem["pm25"][:, rows, cols] * 0.9,
+            hours,
+            service,
         )
-    ]  # fmt: skip
+    ]
     return SampleDay(cmaq, wrf, analysis)

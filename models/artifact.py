@@ -1,0 +1,208 @@
+"""The self-describing model artifact: ``model.keras`` plus ``card.json``, and loading it.
+
+The card carries everything inference needs and everything a reader must know: the case,
+feature names and units in channel order, the grid, the min-max scaling fitted on the
+training years, the training period and data source (and whether it was synthetic), metrics,
+library versions, and the sha256 of the weights file. Loading checks the checksum and refuses
+inputs that do not match the card.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from models.scaling import MinMax
+
+CARD_NAME = "card.json"
+MODEL_NAME = "model.keras"
+
+
+class ModelArtifactError(Exception):
+    """The artifact is missing, corrupted, or does not match the inputs it is given."""
+
+
+@dataclass
+class ModelCard:
+    """What a trained model is, how it was made, and how well it does."""
+
+    name: str
+    version: str
+    case: int
+    features: list[dict[str, str]]  # [{"name": ..., "unit": ...}] in channel order
+    target: dict[str, str]
+    grid: dict[str, Any]
+    hours: int
+    input_scaling: dict[str, list[float]]
+    target_scaling: dict[str, list[float]]
+    training: dict[str, Any]
+    data_source: str
+    synthetic: bool
+    metrics: dict[str, Any] = field(default_factory=dict)
+    library_versions: dict[str, str] = field(default_factory=dict)
+    weights_sha256: str = ""
+    created: str = ""
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [f["name"] for f in self.features]
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> ModelCard:
+        return cls(**json.loads(text))
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries that shaped the weights."""
+    import keras
+
+    out = {"keras": keras.__version__, "backend": keras.backend.backend(), "numpy": np.__version__}
+    try:
+        if keras.backend.backend() == "jax":
+            import jax
+
+            out["jax"] = jax.__version__
+        elif keras.backend.backend() == "tensorflow":
+            import tensorflow as tf
+
+            out["tensorflow"] = tf.__version__
+    except ImportError:  # pragma: no cover - the backend imported it already
+        pass
+    return out
+
+
+def save_artifact(model: Any, card: ModelCard, folder: str | Path) -> Path:
+    """Save ``model.keras`` and ``card.json`` (with the weights' sha256) into ``folder``."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".{MODEL_NAME}.{os.getpid()}.keras"
+    model.save(tmp)
+    tmp.replace(folder / MODEL_NAME)
+    card.weights_sha256 = sha256_file(folder / MODEL_NAME)
+    card.created = card.created or dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    (folder / CARD_NAME).write_text(card.to_json(), encoding="utf-8")
+    return folder / MODEL_NAME
+
+
+def read_card(model_path: str | Path) -> ModelCard:
+    """Read the card beside a ``model.keras`` file (or in a folder)."""
+    path = Path(model_path)
+    card_path = (path if path.is_dir() else path.parent) / CARD_NAME
+    if not card_path.is_file():
+        raise ModelArtifactError(f"{card_path}: model card not found beside the model")
+    try:
+        return ModelCard.from_json(card_path.read_text(encoding="utf-8"))
+    except (ValueError, TypeError) as exc:
+        raise ModelArtifactError(f"{card_path}: not a valid model card ({exc})") from None
+
+
+class LoadedModel:
+    """A model loaded once per process, checked against its card, ready to forecast.
+
+    Parameters
+    ----------
+    model_path
+        The ``model.keras`` file (its ``card.json`` lies beside it).
+    expected_features
+        Feature names in the channel order the caller will supply; must match the card.
+    expected_grid
+        ``{"nrows": .., "ncols": .., ...}``; the keys given must match the card's grid.
+    """
+
+    def __init__(
+        self,
+        model_path: str | Path,
+        expected_features: list[str] | None = None,
+        expected_grid: dict[str, Any] | None = None,
+    ) -> None:
+        path = Path(model_path)
+        if path.is_dir():
+            path = path / MODEL_NAME
+        if not path.is_file():
+            raise ModelArtifactError(f"{path}: model file not found")
+        self.path = path
+        self.card = read_card(path)
+        actual = sha256_file(path)
+        if actual != self.card.weights_sha256:
+            raise ModelArtifactError(
+                f"{path}: sha256 {actual[:12]}... does not match the card's "
+                f"{self.card.weights_sha256[:12]}...: the weights were changed or corrupted"
+            )
+        if expected_features is not None and list(expected_features) != self.card.feature_names:
+            raise ModelArtifactError(
+                f"{path}: the model expects features {self.card.feature_names}, "
+                f"the service supplies {list(expected_features)}"
+            )
+        for key, value in (expected_grid or {}).items():
+            if key in self.card.grid and self.card.grid[key] != value:
+                raise ModelArtifactError(
+                    f"{path}: the model was trained on grid {key}={self.card.grid[key]!r}, "
+                    f"the service grid has {value!r}"
+                )
+        import keras
+
+        self.model = keras.saving.load_model(path, compile=False)
+        self.input_scaler = MinMax.from_dict(self.card.input_scaling)
+        self.target_scaler = MinMax.from_dict(self.card.target_scaling)
+        self._call = _compiled_call(self.model)
+
+    def predict(self, tensor: npt.NDArray[np.floating]) -> npt.NDArray[np.float32]:
+        """Forecast PM2.5 (ug/m3) from one day ``(24, rows, cols, F)`` or a batch of days."""
+        x = np.asarray(tensor, np.float32)
+        single = x.ndim == 4
+        if single:
+            x = x[None]
+        expected = (
+            self.card.hours,
+            self.card.grid["nrows"],
+            self.card.grid["ncols"],
+            len(self.card.features),
+        )
+        if x.shape[1:] != expected:
+            raise ModelArtifactError(
+                f"{self.path}: input shape {x.shape[1:]} does not match the card's {expected}"
+            )
+        y = np.asarray(self._call(self.input_scaler.transform(x)))[..., 0]
+        out = self.target_scaler.inverse(y[..., None])[..., 0]
+        return out[0] if single else out
+
+
+def _compiled_call(model: Any) -> Any:
+    """The fastest inference call the backend offers: a traced function on TensorFlow."""
+    import keras
+
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        fn = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+        return lambda x: fn(tf.convert_to_tensor(x)).numpy()
+    if keras.backend.backend() == "jax":
+        import jax
+
+        jitted = jax.jit(lambda v, x: model.stateless_call(v[0], v[1], x, training=False)[0])
+        state = (
+            [v.value for v in model.trainable_variables],
+            [v.value for v in model.non_trainable_variables],
+        )
+        return lambda x: np.asarray(jitted(state, x))
+    return lambda x: keras.ops.convert_to_numpy(model(x, training=False))

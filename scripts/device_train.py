@@ -1,0 +1,126 @@
+"""Train and score all four cases on a fresh twin archive, on a GPU machine (Keras on JAX).
+
+Run from the repository root with ``KERAS_BACKEND=jax``; writes into ``$OUT`` (or ``--out``):
+``caseN/model.keras``, ``caseN/card.json``, ``caseN/history.json``, ``metrics.json`` and
+``maps.npz`` (8-9 January of the test year) for the report, and ``log.txt``. Each case
+trains in its own process on the same GPU.
+
+    python scripts/device_train.py --out $OUT --minutes 12
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import multiprocessing as mp
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def _train_case(args: tuple[int, str, str, float, int, int]) -> str:
+    case, cache, out, minutes, epochs, filters = args
+    os.environ["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"
+    from models.train import TrainConfig
+    from service.forecast.dataset import open_dataset
+    from service.forecast.training import train_on_dataset
+    from service.settings import GridSpec
+
+    data = open_dataset(cache)
+    config = TrainConfig(
+        case=case, epochs=epochs, verbose=2, time_limit_s=minutes * 60, filters=filters
+    )
+    card = train_on_dataset(
+        data,
+        case,
+        Path(out) / f"case{case}",
+        config=config,
+        grid=GridSpec(),
+        synthetic=True,
+        archive=Path("twin-2019-2022"),
+    )
+    return f"case {case}: best epoch {card.training['best_epoch']} of {card.training['epochs_run']}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", "out")))
+    parser.add_argument("--work", type=Path, default=Path("/tmp/pm25"))
+    parser.add_argument(
+        "--deadline",
+        type=float,
+        default=540.0,
+        help="seconds from start by which everything must be done",
+    )
+    parser.add_argument("--epochs", type=int, default=200)
+    parser.add_argument("--filters", type=int, default=36)
+    parser.add_argument("--cases", default="1,2,3,4")
+    parser.add_argument("--years", default="2019,2021,2022", help="train start, train end, test")
+    parser.add_argument("--days", type=int, default=0, help="limit each year to N days (dry runs)")
+    args = parser.parse_args()
+    y0, y1, yt = (int(v) for v in args.years.split(","))
+    first, train_end = dt.date(y0, 1, 1), dt.date(y1, 12, 31)
+    test_start, test_end = dt.date(yt, 1, 1), dt.date(yt, 12, 31)
+    if args.days:
+        train_end = first + dt.timedelta(days=args.days - 1)
+        test_end = test_start + dt.timedelta(days=args.days - 1)
+    from service.forecast.dataset import build_dataset
+    from service.settings import GridSpec
+    from service.twin.archive import generate
+
+    t0 = time.time()
+    archive = args.work / "archive"
+    generate(GridSpec(), first, train_end, archive, progress=False)
+    generate(GridSpec(), test_start, test_end, archive, progress=False)
+    print(f"archive in {time.time() - t0:.0f} s", flush=True)
+    t1 = time.time()
+    build_dataset(archive, first, train_end, args.work / "train", progress=False)
+    build_dataset(archive, test_start, test_end, args.work / "test", progress=False)
+    print(f"datasets in {time.time() - t1:.0f} s", flush=True)
+    minutes = max(0.5, (args.deadline - (time.time() - t0) - 75.0) / 60.0)
+    print(f"training for at most {minutes:.1f} min", flush=True)
+    cases = [int(c) for c in args.cases.split(",")]
+    jobs = [
+        (c, str(args.work / "train"), str(args.out), minutes, args.epochs, args.filters)
+        for c in cases
+    ]
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(len(jobs)) as pool:
+        for line in pool.imap_unordered(_train_case, jobs):
+            print(line, flush=True)
+    print(f"training done at {time.time() - t0:.0f} s", flush=True)
+
+    import numpy as np
+
+    from models.artifact import LoadedModel
+    from models.evaluate import evaluate, map_days, predict_all
+    from service.features import FEATURE_NAMES
+    from service.forecast.dataset import open_dataset
+
+    test = open_dataset(args.work / "test")
+    cmaq = np.asarray(test.x[..., FEATURE_NAMES.index("pm25")])
+    truth = np.asarray(test.y)
+    preds = {}
+    for c in cases:
+        model = LoadedModel(args.out / f"case{c}" / "model.keras", list(FEATURE_NAMES))
+        preds[f"case{c}"] = predict_all(model, test.x, batch=16)
+    metrics = evaluate(preds, cmaq, truth, test.dates)
+    (args.out / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    idx = map_days(test.dates) or [0, min(1, len(test.dates) - 1)]
+    maps = {"analysis": truth[idx], "raw CMAQ": cmaq[idx], **{k: v[idx] for k, v in preds.items()}}
+    np.savez_compressed(args.out / "maps.npz", **{k: v.astype(np.float16) for k, v in maps.items()})
+    for name, m in metrics["models"].items():
+        print(
+            name,
+            f"rmse {m['rmse_mean']:.2f} (cmaq {metrics['cmaq']['rmse_mean']:.2f}) "
+            f"reduction {m['rmse_reduction_percent']:.1f}% min {m['distribution']['min']:.3g}",
+        )
+    print(f"all done at {time.time() - t0:.0f} s", flush=True)
+
+
+if __name__ == "__main__":
+    main()

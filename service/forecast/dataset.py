@@ -1,0 +1,111 @@
+"""Archive -> training data: every day's input tensor and analysis, through the service's readers.
+
+The compact cache (``X.npy`` ``(days, 24, rows, cols, 12)`` and ``Y.npy`` ``(days, 24, rows,
+cols)``, float32, plus ``dates.json``) is built with exactly the code the daily pipeline uses,
+so training and serving cannot drift apart; it is memory-mapped, so a run never re-reads
+netCDF and never needs the whole archive in memory.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from service.features import FEATURE_NAMES, HOURS
+from service.forecast.tensor import assemble_inputs, load_truth
+from service.settings import GridSpec, Settings
+
+
+@dataclass
+class Dataset:
+    """Memory-mapped training data for a range of days."""
+
+    x: npt.NDArray[np.float32]
+    y: npt.NDArray[np.float32]
+    dates: list[dt.date]
+
+    def select(self, start: dt.date, end: dt.date) -> Dataset:
+        """The days ``start..end`` (inclusive)."""
+        idx = [k for k, d in enumerate(self.dates) if start <= d <= end]
+        if not idx:
+            raise ValueError(f"no days between {start} and {end} in the dataset")
+        sl = slice(idx[0], idx[-1] + 1)
+        return Dataset(self.x[sl], self.y[sl], self.dates[sl])
+
+
+def _read_day(
+    args: tuple[str, str, GridSpec],
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+    archive, day, grid = args
+    settings = Settings(inbox=Path(archive), grid=grid)
+    date = dt.date.fromisoformat(day)
+    x = assemble_inputs(date, settings).tensor
+    y = load_truth(date, settings).data["pm25"].values.astype(np.float32)
+    return x, y
+
+
+def build_dataset(
+    archive: str | Path,
+    start: dt.date,
+    end: dt.date,
+    cache: str | Path,
+    grid: GridSpec | None = None,
+    workers: int | None = None,
+    progress: bool = True,
+) -> Dataset:
+    """Read days ``start..end`` of an archive into a memory-mapped cache (reused if complete).
+
+    Raises
+    ------
+    InputFileError
+        A day's files are missing or bad (the message names the file).
+    """
+    grid = grid or GridSpec()
+    cache = Path(cache)
+    days = [start + dt.timedelta(days=k) for k in range((end - start).days + 1)]
+    meta = {
+        "dates": [d.isoformat() for d in days],
+        "features": list(FEATURE_NAMES),
+        "grid": grid.model_dump(),
+        "archive": str(Path(archive).resolve()),
+    }
+    meta_path = cache / "dates.json"
+    if meta_path.is_file() and json.loads(meta_path.read_text()) == meta:
+        return open_dataset(cache)
+    cache.mkdir(parents=True, exist_ok=True)
+    meta_path.unlink(missing_ok=True)
+    shape = (len(days), HOURS, grid.nrows, grid.ncols)
+    x = np.lib.format.open_memmap(cache / "X.npy", "w+", np.float32, (*shape, len(FEATURE_NAMES)))
+    y = np.lib.format.open_memmap(cache / "Y.npy", "w+", np.float32, shape)
+    jobs = [(str(archive), d.isoformat(), grid) for d in days]
+    from tqdm import tqdm
+
+    workers = min(workers or os.cpu_count() or 1, len(jobs))
+    with ProcessPoolExecutor(workers) as pool:
+        results = pool.map(_read_day, jobs, chunksize=4)
+        for k, (xd, yd) in enumerate(
+            tqdm(results, total=len(jobs), desc="dataset", disable=not progress)
+        ):
+            x[k] = xd
+            y[k] = yd
+    x.flush()
+    y.flush()
+    del x, y
+    meta_path.write_text(json.dumps(meta), encoding="utf-8")
+    return open_dataset(cache)
+
+
+def open_dataset(cache: str | Path) -> Dataset:
+    """Open a complete cache written by :func:`build_dataset`."""
+    cache = Path(cache)
+    meta = json.loads((cache / "dates.json").read_text())
+    x = np.load(cache / "X.npy", mmap_mode="r")
+    y = np.load(cache / "Y.npy", mmap_mode="r")
+    return Dataset(x, y, [dt.date.fromisoformat(d) for d in meta["dates"]])

@@ -1,0 +1,338 @@
+"""The daily pipeline: find inputs -> ingest -> predict -> validate -> store, in one function.
+
+``run_daily_forecast`` is the whole job for one target date; the CLI (``pm25 run``,
+``pm25 backfill``), the scheduler and the API's re-run endpoint all call it. Every attempt is
+a row of ``runs`` with its state, timings per stage, input provenance, model, field statistics
+and, on failure, the stage and a clear message. The field and the "published" pointer are
+written in one transaction, so a failed or killed run never leaves anything half-done and the
+last good forecast stays published.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, is_dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from service.errors import InputFileError, MissingInputError
+from service.features import FEATURE_NAMES, PM25
+from service.forecast.tensor import ModelInputs, assemble_inputs, resolve_inputs
+from service.grid import Grid
+from service.settings import Settings
+from service.storage import repository as repo
+from service.storage.db import transaction
+from service.storage.tables import Run, RunStatus
+
+log = logging.getLogger(__name__)
+F32 = npt.NDArray[np.float32]
+KST = dt.timezone(dt.timedelta(hours=9), "KST")
+
+
+class Forecaster(Protocol):
+    """What the pipeline needs of a model: a card and a prediction."""
+
+    card: Any
+    path: Path
+
+    def predict(self, tensor: npt.NDArray[np.floating]) -> F32: ...
+
+
+class ForecastValidationError(Exception):
+    """The model's output is not a usable forecast (shape, NaN, range)."""
+
+
+class InputsIncompleteError(Exception):
+    """Inputs are missing or still being written; the run waits."""
+
+
+@dataclass
+class Outcome:
+    """What happened to one call of :func:`run_daily_forecast`."""
+
+    run_id: int
+    date: dt.date
+    status: RunStatus
+    fallback: bool = False
+    message: str = ""
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@lru_cache(maxsize=2)
+def load_forecaster(model_path: str, nrows: int, ncols: int) -> Forecaster:
+    """Load the model once per process (TensorFlow is imported here, never by the API)."""
+    from models.artifact import LoadedModel
+
+    return LoadedModel(model_path, list(FEATURE_NAMES), {"nrows": nrows, "ncols": ncols})
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def find_inputs(date: dt.date, settings: Settings) -> dict[str, list[Path]]:
+    """The CMAQ and WRF files for ``date``, once present and settled.
+
+    Raises
+    ------
+    InputsIncompleteError
+        A file is missing, or was modified less than ``input_settle_seconds`` ago (still
+        being written by a producer that does not rename atomically).
+    """
+    found: dict[str, list[Path]] = {}
+    for kind, template in (("cmaq", settings.cmaq_template), ("wrf", settings.wrf_template)):
+        try:
+            found[kind] = resolve_inputs(settings.inbox, template, date)
+        except MissingInputError as exc:
+            raise InputsIncompleteError(str(exc)) from None
+    fresh = [
+        p
+        for paths in found.values()
+        for p in paths
+        if time.time() - p.stat().st_mtime < settings.input_settle_seconds
+    ]
+    if fresh:
+        raise InputsIncompleteError(
+            f"{fresh[0]}: modified {time.time() - fresh[0].stat().st_mtime:.0f} s ago, still "
+            f"settling ({settings.input_settle_seconds} s)"
+        )
+    return found
+
+
+def validate_forecast(pm25: F32, grid: Grid) -> dict[str, Any]:
+    """Check a forecast field before it is stored; return its statistics.
+
+    Raises
+    ------
+    ForecastValidationError
+        Wrong shape, NaN or infinite values, or values outside PM2.5's plausible range.
+    """
+    expected = (24, *grid.shape)
+    if pm25.shape != expected:
+        raise ForecastValidationError(f"forecast shape {pm25.shape}, expected {expected}")
+    if not np.isfinite(pm25).all():
+        raise ForecastValidationError(f"forecast has {int((~np.isfinite(pm25)).sum())} NaN values")
+    lo, hi = float(pm25.min()), float(pm25.max())
+    if lo < PM25.low or hi > PM25.high:
+        raise ForecastValidationError(
+            f"forecast ranges {lo:.3g}..{hi:.3g} ug/m3, outside {PM25.low:g}..{PM25.high:g}"
+        )
+    hourly = pm25.reshape(24, -1)
+    return {
+        "min": lo,
+        "max": hi,
+        "mean": float(pm25.mean()),
+        "std": float(pm25.std()),
+        "p99": float(np.percentile(pm25, 99)),
+        "hourly_mean": [round(float(v), 3) for v in hourly.mean(axis=1)],
+        "cells_over_75": int((pm25.max(axis=0) >= 75).sum()),
+    }
+
+
+def _open_attempt(sessions: sessionmaker[Session], date: dt.date, trigger: str) -> int:
+    """Reuse the date's open waiting attempt, or open a new one."""
+    with transaction(sessions) as s:
+        runs = repo.runs_for_date(s, date)
+        if runs and runs[-1].status == RunStatus.WAITING:
+            run = runs[-1]
+            run.status = RunStatus.RUNNING
+        else:
+            run = repo.new_run(s, date, trigger)
+        run.worker = worker_id()
+        run.started_at = repo.now()
+        return run.id
+
+
+def _finish(sessions: sessionmaker[Session], run_id: int, **changes: Any) -> None:
+    with transaction(sessions) as s:
+        run = s.get(Run, run_id)
+        assert run is not None
+        for key, value in changes.items():
+            setattr(run, key, value)
+        if changes.get("status") in (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.LATE):
+            run.finished_at = repo.now()
+
+
+def run_daily_forecast(
+    date: dt.date,
+    *,
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    forecaster: Callable[[], Forecaster] | None = None,
+    trigger: str = "manual",
+    grid: Grid | None = None,
+) -> Outcome:
+    """Produce, validate and publish the forecast for target date ``date`` (KST).
+
+    Idempotent: a re-run opens a new attempt; success replaces the published field
+    atomically; failure leaves the previous publication in place.
+    """
+    grid = grid or Grid(settings.grid)
+    forecaster = forecaster or (
+        lambda: load_forecaster(str(settings.model_path), grid.spec.nrows, grid.spec.ncols)
+    )
+    run_id = _open_attempt(sessions, date, trigger)
+    timings: dict[str, float] = {}
+    stage = "find_inputs"
+    inputs: ModelInputs | None = None
+
+    def timed(name: str, fn: Callable[[], Any]) -> Any:
+        nonlocal stage
+        stage = name
+        t0 = time.perf_counter()
+        try:
+            return fn()
+        finally:
+            timings[name] = round(time.perf_counter() - t0, 4)
+
+    try:
+        timed("find_inputs", lambda: find_inputs(date, settings))
+        inputs = timed("ingest", lambda: assemble_inputs(date, settings, grid))
+        model = timed("load_model", forecaster)
+        tensor = inputs.tensor
+        pm25 = timed("predict", lambda: model.predict(tensor))
+        stats = timed("validate", lambda: validate_forecast(pm25, grid))
+        timed("store", lambda: _store(sessions, run_id, inputs, pm25, stats, timings, model))
+        _finish(sessions, run_id, timings=dict(timings))  # add the store's own duration
+        log.info("forecast for %s published (run %d)", date, run_id)
+        return Outcome(run_id, date, RunStatus.SUCCEEDED, timings=timings)
+    except InputsIncompleteError as exc:
+        _finish(
+            sessions, run_id, status=RunStatus.WAITING, stage=stage, error=str(exc), timings=timings
+        )
+        return Outcome(run_id, date, RunStatus.WAITING, message=str(exc), timings=timings)
+    except Exception as exc:  # every failure is recorded; the previous forecast stays published
+        message = (
+            str(exc)
+            if isinstance(exc, InputFileError | ForecastValidationError)
+            else (f"{type(exc).__name__}: {exc}")
+        )
+        log.error("forecast for %s failed at %s: %s", date, stage, message)
+        if inputs is not None and settings.cmaq_fallback and stage != "store":
+            try:
+                stats = validate_forecast(inputs.cmaq_pm25, grid)
+                _store(
+                    sessions,
+                    run_id,
+                    inputs,
+                    inputs.cmaq_pm25,
+                    stats,
+                    timings,
+                    None,
+                    note=f"model failed at {stage}: {message}",
+                )
+                log.warning("published CMAQ's own PM2.5 for %s as a fallback", date)
+                return Outcome(
+                    run_id,
+                    date,
+                    RunStatus.SUCCEEDED,
+                    fallback=True,
+                    message=message,
+                    timings=timings,
+                )
+            except Exception as fallback_exc:
+                message += f"; CMAQ fallback also failed: {fallback_exc}"
+        _finish(
+            sessions,
+            run_id,
+            status=RunStatus.FAILED,
+            stage=stage,
+            error=message,
+            timings=timings,
+            inputs={"files": [f.as_dict() for f in inputs.files]} if inputs else {},
+        )
+        return Outcome(run_id, date, RunStatus.FAILED, message=message, timings=timings)
+
+
+def _store(
+    sessions: sessionmaker[Session],
+    run_id: int,
+    inputs: ModelInputs,
+    pm25: F32,
+    stats: dict[str, Any],
+    timings: dict[str, float],
+    model: Forecaster | None,
+    note: str | None = None,
+) -> None:
+    """Write the field, the run's metadata and the publication in one transaction."""
+    files = [f.as_dict() for f in inputs.files]
+    cmaq_init = min(
+        (f.init_time for f in inputs.files if f.kind == "cmaq" and f.init_time), default=None
+    )
+    wrf_init = min(
+        (f.init_time for f in inputs.files if f.kind == "wrf" and f.init_time), default=None
+    )
+    with transaction(sessions) as s:
+        run = s.get(Run, run_id)
+        assert run is not None
+        if model is not None:
+            card = (
+                asdict(model.card)
+                if is_dataclass(model.card) and not isinstance(model.card, type)
+                else dict(model.card)
+            )
+            record = repo.register_model(s, card, card["weights_sha256"])
+            run.model_id = record.id
+        run.fallback = model is None
+        run.inputs = {"files": files}
+        run.stats = stats
+        run.cmaq_init = cmaq_init
+        run.wrf_init = wrf_init
+        run.timings = dict(timings)
+        run.status = RunStatus.SUCCEEDED
+        run.stage = None
+        run.error = note
+        run.finished_at = repo.now()
+        repo.publish(s, run, np.asarray(pm25, np.float32))
+
+
+def mark_late(sessions: sessionmaker[Session], date: dt.date, reason: str) -> int | None:
+    """Mark the open (waiting) attempt of ``date`` as late; return its id."""
+    with transaction(sessions) as s:
+        runs = repo.runs_for_date(s, date)
+        if runs and runs[-1].status in (RunStatus.WAITING, RunStatus.PENDING):
+            runs[-1].status = RunStatus.LATE
+            runs[-1].error = reason
+            runs[-1].finished_at = repo.now()
+            return runs[-1].id
+    return None
+
+
+def recover_interrupted(sessions: sessionmaker[Session], older_than: dt.timedelta) -> int:
+    """Mark runs left RUNNING by a process that died (killed, crashed) as failed.
+
+    A run is taken as interrupted when its worker is a process of this host that no longer
+    exists, or when it started more than ``older_than`` ago.
+    """
+    host = socket.gethostname()
+    count = 0
+    with transaction(sessions) as s:
+        for run in s.scalars(select(Run).where(Run.status == RunStatus.RUNNING)):
+            dead = False
+            w_host, _, pid = (run.worker or "").rpartition(":")
+            if w_host == host and pid.isdigit() and int(pid) != os.getpid():
+                try:
+                    os.kill(int(pid), 0)
+                except ProcessLookupError:
+                    dead = True
+                except PermissionError:
+                    dead = False
+            started = run.started_at or run.created_at
+            if dead or repo.now() - started > older_than:
+                run.status = RunStatus.FAILED
+                run.stage = run.stage or "interrupted"
+                run.error = f"interrupted: worker {run.worker or '?'} ended before finishing"
+                run.finished_at = repo.now()
+                count += 1
+    return count

@@ -1,0 +1,157 @@
+"""Repository functions: every database read and write of the service, ``session`` passed in."""
+
+from __future__ import annotations
+
+import datetime as dt
+import zlib
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from service.storage.tables import (
+    Heartbeat,
+    ModelRecord,
+    Publication,
+    Run,
+    RunField,
+    RunStatus,
+)
+
+F32 = npt.NDArray[np.float32]
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def encode_field(field: F32) -> bytes:
+    """Compress a float32 field (little-endian) for storage."""
+    return zlib.compress(np.ascontiguousarray(field, "<f4").tobytes(), 6)
+
+
+def decode_field(row: RunField) -> F32:
+    """The stored field as a read-only ``(hours, rows, cols)`` float32 array."""
+    arr = np.frombuffer(zlib.decompress(row.data), "<f4").reshape(row.hours, row.nrows, row.ncols)
+    return arr
+
+
+def register_model(session: Session, card: dict[str, Any], sha256: str) -> ModelRecord:
+    """The row of a model artifact, created the first time it is seen."""
+    row = session.scalar(select(ModelRecord).where(ModelRecord.sha256 == sha256))
+    if row is None:
+        row = ModelRecord(
+            name=card["name"],
+            version=card["version"],
+            case=card["case"],
+            sha256=sha256,
+            synthetic=bool(card.get("synthetic", False)),
+            card=card,
+            registered_at=now(),
+        )
+        session.add(row)
+        session.flush()
+    return row
+
+
+def new_run(session: Session, date: dt.date, trigger: str) -> Run:
+    """Open a new attempt at ``date`` (attempt numbers count up per date)."""
+    last = session.scalar(select(func.max(Run.attempt)).where(Run.target_date == date)) or 0
+    run = Run(
+        target_date=date,
+        attempt=last + 1,
+        status=RunStatus.RUNNING,
+        trigger=trigger,
+        created_at=now(),
+        started_at=now(),
+        timings={},
+        inputs={},
+        stats={},
+    )
+    session.add(run)
+    session.flush()
+    return run
+
+
+def publish(session: Session, run: Run, field: F32) -> None:
+    """Store a run's field and make it the published forecast of its date, atomically."""
+    session.add(
+        RunField(
+            run_id=run.id,
+            hours=field.shape[0],
+            nrows=field.shape[1],
+            ncols=field.shape[2],
+            data=encode_field(field),
+        )
+    )
+    pub = session.get(Publication, run.target_date)
+    if pub is None:
+        session.add(Publication(target_date=run.target_date, run_id=run.id, published_at=now()))
+    else:
+        # The superseded field goes; its run's metadata stays in the history of attempts.
+        old = session.get(RunField, pub.run_id)
+        if old is not None and pub.run_id != run.id:
+            session.delete(old)
+        pub.run_id = run.id
+        pub.published_at = now()
+
+
+def published_run(session: Session, date: dt.date) -> Run | None:
+    """The run whose forecast is served for ``date``."""
+    pub = session.get(Publication, date)
+    return pub.run if pub else None
+
+
+def latest_published(session: Session) -> Run | None:
+    """The published run of the latest target date."""
+    pub = session.scalar(select(Publication).order_by(Publication.target_date.desc()).limit(1))
+    return pub.run if pub else None
+
+
+def run_field(session: Session, run_id: int) -> F32 | None:
+    row = session.get(RunField, run_id)
+    return decode_field(row) if row else None
+
+
+def runs_for_date(session: Session, date: dt.date) -> list[Run]:
+    return list(session.scalars(select(Run).where(Run.target_date == date).order_by(Run.attempt)))
+
+
+def list_runs(
+    session: Session,
+    *,
+    status: str | None = None,
+    start: dt.date | None = None,
+    end: dt.date | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[list[Run], int]:
+    """Runs newest first, filtered; with the total count before paging."""
+    q = select(Run)
+    if status:
+        q = q.where(Run.status == RunStatus(status))
+    if start:
+        q = q.where(Run.target_date >= start)
+    if end:
+        q = q.where(Run.target_date <= end)
+    total = session.scalar(select(func.count()).select_from(q.subquery())) or 0
+    rows = session.scalars(
+        q.order_by(Run.target_date.desc(), Run.attempt.desc()).limit(limit).offset(offset)
+    )
+    return list(rows), total
+
+
+def beat(session: Session, component: str, info: dict[str, Any]) -> None:
+    """Record that ``component`` is alive."""
+    row = session.get(Heartbeat, component)
+    if row is None:
+        session.add(Heartbeat(component=component, seen_at=now(), info=info))
+    else:
+        row.seen_at = now()
+        row.info = info
+
+
+def last_beat(session: Session, component: str) -> Heartbeat | None:
+    return session.get(Heartbeat, component)

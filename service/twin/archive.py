@@ -1,0 +1,290 @@
+"""The twin's archive: run the world and write each day's CMAQ, WRF and analysis files.
+
+For every target day D (KST):
+
+* the **truth** is the world itself, run continuously in blocks of 7 days, each started 3 days
+  early from clean air, so that any day's files depend only on the seed and the day: writing
+  a sub-range gives the same files as writing the whole range;
+* the **CMAQ forecast** restarts from the truth at D-1 00 UTC, 15 hours before D begins (its
+  spin-up), with the day's random errors and the fixed biases of :func:`random_errors`, and
+  over-predicts peaks as chemistry models tend to;
+* the **WRF forecast** is the weather that drove the CMAQ forecast (25 hourly records, rain
+  accumulated since its 00 UTC start);
+* the **analysis** is the CMAQ forecast corrected toward synthetic observations at the 657
+  AirKorea stations (truth plus noise, some missing) with Cressman weights of radius 28 km.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from service.ingest.common import forecast_hours
+from service.settings import GridSpec
+from service.stations import load_stations
+from service.twin.domains import PARENT_COL_MARGIN, PARENT_ROW_MARGIN, parent_spec
+from service.twin.files import CmaqStyle, write_analysis_file, write_cmaq_file, write_wrf_file
+from service.twin.world import Errors, World, random_errors, systematic_errors
+
+F = npt.NDArray[np.float64]
+BLOCK_DAYS = 7
+SPINUP_DAYS = 3
+EPOCH_DAY = dt.date(2000, 1, 3)
+FORECAST_SPINUP_H = 15  # CMAQ/WRF start at D-1 00 UTC = D-1 09 KST
+WRF_MARGIN = 3  # WRF domain cells beyond the CMAQ parent grid on each side
+CRESSMAN_RADIUS_M = 28_000.0
+OBS_MISSING = 0.04
+
+
+def overpredict_peaks(cmaq: dict[str, F]) -> None:
+    """Chemistry models over-predict peaks: a convex distortion of PM2.5; PM10 follows."""
+    pm25 = cmaq["pm25"]
+    boosted = np.maximum(pm25 * (1.0 + 0.3 * np.tanh(pm25 / 90.0)) - 0.6, 0.05 * pm25)
+    if "pm10" in cmaq:
+        cmaq["pm10"] = cmaq["pm10"] + (boosted - pm25)
+    cmaq["pm25"] = boosted
+
+
+def block_start(day: dt.date) -> dt.date:
+    """The first day of the 7-day simulation block holding ``day``."""
+    return day - dt.timedelta(days=(day - EPOCH_DAY).days % BLOCK_DAYS)
+
+
+@dataclass
+class DayFields:
+    """Everything written for one target day, before it is written."""
+
+    day: dt.date
+    cmaq: dict[str, F]  # (24, parent rows, parent cols), canonical units
+    weather: dict[str, F]  # (25, wrf rows, wrf cols)
+    wrf_init: dt.datetime
+    analysis: F  # (24, rows, cols)
+    truth: F  # (24, rows, cols), the world's own PM2.5 (kept for documentation only)
+
+
+class Twin:
+    """Generates the synthetic archive for one seed around one service grid."""
+
+    def __init__(self, service: GridSpec, seed: int = 0, style: CmaqStyle = "aconc") -> None:
+        self.service = service
+        self.seed = seed
+        self.style = style
+        self.world = World(service, seed)
+        self.parent = parent_spec(service)
+        grid = self.world.domain.grid
+        stations = load_stations()
+        lat = np.array([s.lat for s in stations])
+        lon = np.array([s.lon for s in stations])
+        # Station positions in the service grid, for observations and the Cressman spread.
+        from service.grid import Grid
+
+        sgrid = Grid(service)
+        self.station_xy = sgrid.lonlat_to_xy(lon, lat)
+        rows, cols = sgrid.latlon_to_rowcol(lat, lon)
+        inside = (
+            (rows > -0.5)
+            & (rows < service.nrows - 0.5)
+            & (cols > -0.5)
+            & (cols < service.ncols - 0.5)
+        )
+        self.station_cells = (
+            np.floor(rows[inside] + 0.5).astype(int),
+            np.floor(cols[inside] + 0.5).astype(int),
+        )
+        xs, ys = self.station_xy[0][inside], self.station_xy[1][inside]
+        xx, yy = np.meshgrid(sgrid.x_centres, sgrid.y_centres)
+        d2 = (xx.ravel()[:, None] - xs[None]) ** 2 + (yy.ravel()[:, None] - ys[None]) ** 2
+        r2 = CRESSMAN_RADIUS_M**2
+        self.cressman = np.where(d2 < r2, (r2 - d2) / (r2 + d2), 0.0).astype(np.float32)
+        self._world_rows = slice(WRF_MARGIN, WRF_MARGIN + self.parent.nrows)
+        self._world_cols = slice(WRF_MARGIN, WRF_MARGIN + self.parent.ncols)
+        self._service_rows = slice(PARENT_ROW_MARGIN, PARENT_ROW_MARGIN + service.nrows)
+        self._service_cols = slice(PARENT_COL_MARGIN, PARENT_COL_MARGIN + service.ncols)
+        _ = grid
+
+    # -- simulation --------------------------------------------------------------------------
+
+    def errors(self, day: dt.date) -> Errors:
+        """The CMAQ/WRF forecast errors of target day ``day``."""
+        return random_errors(self.seed, day, (self.world.ny, self.world.nx))
+
+    def simulate_block(self, start: dt.date) -> Iterator[DayFields]:
+        """Run truth and forecast model side by side over a block; yield each day's fields.
+
+        Both runs begin ``SPINUP_DAYS`` early from clean air. The forecast model, like an
+        operational CMAQ, carries its own state from day to day and never sees observations;
+        each hour it is driven by the forecast weather (and errors) of the KST day it belongs to.
+        """
+        t0 = dt.datetime.combine(start - dt.timedelta(days=SPINUP_DAYS), dt.time(0), tzinfo=dt.UTC)
+        truth = self.world.initial_state(t0)
+        model = self.world.initial_state(t0)
+        hindcast = self.world.initial_state(t0)
+        biases = systematic_errors()
+        rs, cs = self._world_rows, self._world_cols
+        srows, scols = self._service_rows, self._service_cols
+        errors: dict[dt.date, Errors] = {}
+        for k in range(-SPINUP_DAYS, BLOCK_DAYS):
+            day = start + dt.timedelta(days=k)
+            err = errors.setdefault(day, self.errors(day))
+            hours = forecast_hours(day)
+            truth_pm, chem, background = [], [], []
+            weather = [self.world.weather(hours[0] - dt.timedelta(hours=1), err)]
+            for _ in hours:
+                truth, wx = self.world.step(truth)
+                model, mwx = self.world.step(model, err)
+                hindcast, hwx = self.world.step(hindcast, biases)
+                if k >= 0:
+                    truth_pm.append(self.world.chemistry(truth, wx)["pm25"][rs, cs][srows, scols])
+                    chem.append({n: v[rs, cs] for n, v in self.world.chemistry(model, mwx).items()})
+                    weather.append(mwx)
+                    hpm = {"pm25": self.world.chemistry(hindcast, hwx)["pm25"][rs, cs]}
+                    overpredict_peaks(hpm)
+                    background.append(hpm["pm25"][srows, scols])
+            if k < 0:
+                continue
+            cmaq = {n: np.array([c[n] for c in chem]) for n in chem[0]}
+            overpredict_peaks(cmaq)
+            init = dt.datetime.combine(day - dt.timedelta(days=1), dt.time(0), tzinfo=dt.UTC)
+            spin = [
+                self.world.weather(init + dt.timedelta(hours=h), err).rain
+                for h in range(1, FORECAST_SPINUP_H)
+            ]
+            rain0 = np.sum(spin, axis=0) if spin else np.zeros((self.world.ny, self.world.nx))
+            rain = np.cumsum([rain0 + weather[0].rain, *[w.rain for w in weather[1:]]], axis=0)
+            fields = {
+                "temperature": np.array([w.temperature for w in weather]),
+                "humidity": np.array([w.humidity for w in weather]),
+                "pressure": np.array([w.pressure for w in weather]),
+                "u": np.array([w.u for w in weather]),
+                "v": np.array([w.v for w in weather]),
+                "rain_accumulated": rain,
+            }
+            truth_day = np.array(truth_pm)
+            analysis = self.analysis(day, np.array(background), truth_day)
+            yield DayFields(day, cmaq, fields, init, analysis, truth_day)
+
+    def analysis(self, day: dt.date, background: F, truth: F) -> F:
+        """Correct the background toward noisy station observations (Cressman, 28 km)."""
+        rng = np.random.default_rng([self.seed, day.toordinal(), 41])
+        r, c = self.station_cells
+        out = np.empty_like(background)
+        w = self.cressman
+        for h in range(background.shape[0]):
+            true_obs = truth[h][r, c]
+            obs = np.maximum(
+                true_obs * (1 + rng.normal(0, 0.08, true_obs.shape))
+                + rng.normal(0, 1.0, true_obs.shape),
+                0.0,
+            )
+            valid = rng.random(true_obs.shape) > OBS_MISSING
+            inc = np.where(valid, obs - background[h][r, c], 0.0)
+            wv = w * valid[None]
+            wsum = wv.sum(axis=1)
+            spread = (wv @ inc) / np.maximum(wsum, 1e-9) * np.minimum(wsum, 1.0)
+            out[h] = np.maximum(background[h] + spread.reshape(background.shape[1:]), 0.0)
+        return out
+
+    def block_days(self, start: dt.date) -> Iterator[DayFields]:
+        """Simulate a block and yield the fields of each of its days."""
+        return self.simulate_block(start)
+
+    # -- files -------------------------------------------------------------------------------
+
+    def write_day(self, fields: DayFields, out: Path) -> list[Path]:
+        """Write one day's files into the inbox layout of the default path templates."""
+        day = fields.day
+        tag = f"{day:%Y%m%d}"
+        hours = forecast_hours(day)
+        wrf_times = [hours[0] - dt.timedelta(hours=1), *hours]
+        prefix = "CCTM_ACONC" if self.style == "aconc" else "COMBINE_ACONC"
+        return [
+            write_cmaq_file(
+                out / "cmaq" / tag / f"{prefix}_{tag}.nc",
+                fields.cmaq,
+                hours,
+                self.parent,
+                style=self.style,
+            ),
+            write_wrf_file(
+                out / "wrf" / tag / f"wrfout_d01_{wrf_times[0]:%Y-%m-%d_%H:%M:%S}",
+                self.world.domain,
+                wrf_times,
+                fields.weather,
+                init_time=fields.wrf_init,
+            ),
+            write_analysis_file(
+                out / "analysis" / tag / f"PM25_ANALYSIS_{tag}.nc",
+                fields.analysis,
+                hours,
+                self.service,
+            ),
+        ]
+
+
+@lru_cache(maxsize=4)
+def _twin(service: GridSpec, seed: int, style: CmaqStyle) -> Twin:
+    """One twin per worker process: building the maps (land mask, emissions) takes seconds."""
+    return Twin(service, seed, style)
+
+
+def _write_block(
+    args: tuple[GridSpec, int, CmaqStyle, dt.date, dt.date, dt.date, str],
+) -> list[str]:
+    service, seed, style, start, first, last, out = args
+    twin = _twin(service, seed, style)
+    written = []
+    for fields in twin.block_days(start):
+        if first <= fields.day <= last:
+            twin.write_day(fields, Path(out))
+            written.append(fields.day.isoformat())
+    return written
+
+
+def generate(
+    service: GridSpec,
+    first: dt.date,
+    last: dt.date,
+    out: str | Path,
+    *,
+    seed: int = 0,
+    style: CmaqStyle = "aconc",
+    workers: int | None = None,
+    progress: bool = True,
+) -> list[dt.date]:
+    """Write the archive for target days ``first..last`` (inclusive) into ``out``.
+
+    Blocks run in parallel over ``workers`` processes (default: all cores).
+    """
+    if last < first:
+        raise ValueError(f"end {last} is before start {first}")
+    blocks = []
+    b = block_start(first)
+    while b <= last:
+        blocks.append(b)
+        b += dt.timedelta(days=BLOCK_DAYS)
+    jobs = [(service, seed, style, b, first, last, str(out)) for b in blocks]
+    workers = min(workers or os.cpu_count() or 1, len(jobs))
+    from tqdm import tqdm
+
+    bar = tqdm(total=(last - first).days + 1, unit="day", desc="twin", disable=not progress)
+    done: list[dt.date] = []
+    if workers <= 1:
+        results = map(_write_block, jobs)
+        for days in results:
+            done += [dt.date.fromisoformat(d) for d in days]
+            bar.update(len(days))
+    else:
+        with ProcessPoolExecutor(workers) as pool:
+            for days in pool.map(_write_block, jobs):
+                done += [dt.date.fromisoformat(d) for d in days]
+                bar.update(len(days))
+    bar.close()
+    return sorted(done)

@@ -1,0 +1,151 @@
+"""The ConvLSTM: architecture per case, the artifact and its card, a tiny training run."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+import pytest
+
+from models.artifact import LoadedModel, ModelArtifactError
+from models.convlstm import build_model
+from models.metrics import rmse_by_hour, spatial_rmse_by_hour
+from models.scaling import MinMax
+from models.train import TrainConfig
+from service.features import FEATURE_NAMES
+from service.forecast.dataset import build_dataset
+from service.forecast.training import train_on_dataset
+from service.settings import GridSpec
+from service.twin.sample import write_sample_day
+
+PAPER_ACTIVATIONS = {
+    1: ("tanh", "tanh"),
+    2: ("relu", "tanh"),
+    3: ("tanh", "relu"),
+    4: ("relu", "relu"),
+}
+
+
+@pytest.mark.parametrize("case", [1, 2, 3, 4])
+def test_architecture_matches_the_paper(case: int) -> None:
+    import keras
+
+    model = build_model(case)
+    layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
+    kinds = [type(layer).__name__ for layer in layers]
+    assert kinds == [
+        "ConvLSTM2D",
+        "BatchNormalization",
+        "ConvLSTM2D",
+        "BatchNormalization",
+        "ConvLSTM2D",
+    ]
+    enc, _, dec, _, out = layers
+    hidden, final = PAPER_ACTIVATIONS[case]
+    assert (enc.filters, enc.kernel_size, enc.activation.__name__) == (36, (3, 3), hidden)
+    assert (dec.filters, dec.kernel_size, dec.activation.__name__) == (36, (3, 3), hidden)
+    assert (out.filters, out.kernel_size, out.activation.__name__) == (1, (1, 1), final)
+    assert all(layer.return_sequences for layer in (enc, dec, out))
+    assert tuple(model.input.shape) == (None, 24, 68, 59, 12)
+    assert tuple(model.output.shape) == (None, 24, 68, 59, 1)
+
+
+def test_unknown_case_is_refused() -> None:
+    with pytest.raises(ValueError, match="case must be 1, 2, 3 or 4"):
+        build_model(5)
+
+
+def test_minmax_round_trip_and_fit_in_chunks() -> None:
+    data = np.random.default_rng(0).normal(size=(130, 3, 4)).astype(np.float32)
+    scaler = MinMax.fit(data, chunk=7)
+    scaled = scaler.transform(data)
+    assert scaled.min() == pytest.approx(0.0, abs=1e-6) and scaled.max() == pytest.approx(
+        1.0, abs=1e-6
+    )
+    np.testing.assert_allclose(scaler.inverse(scaled), data, atol=1e-5)
+
+
+def test_metrics_follow_the_papers_definitions() -> None:
+    truth = np.zeros((2, 24, 3, 3))
+    pred = np.zeros((2, 24, 3, 3))
+    pred[0, 5] = 2.0  # one day, one hour, every cell off by 2
+    pred[1, 5, 0, 0] = 3.0
+    r = rmse_by_hour(pred, truth)
+    s = spatial_rmse_by_hour(pred, truth)
+    assert r[0] == 0 and r[5] == pytest.approx(np.sqrt((9 * 4 + 9) / 18))
+    assert s[5] == pytest.approx((2.0 + np.sqrt(9 / 9)) / 2)
+
+
+@pytest.fixture(scope="module")
+def tiny_artifact(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("train")
+    days = [dt.date(2024, 1, 9) + dt.timedelta(days=k) for k in range(4)]
+    for k, day in enumerate(days):
+        write_sample_day(root / "archive", day, GridSpec(), seed=k)
+    data = build_dataset(
+        root / "archive", days[0], days[-1], root / "cache", workers=1, progress=False
+    )
+    config = TrainConfig(case=3, epochs=2, filters=2, batch_size=2, verbose=0)
+    train_on_dataset(
+        data,
+        3,
+        root / "model",
+        config=config,
+        grid=GridSpec(),
+        synthetic=True,
+        archive=root / "archive",
+    )
+    return root / "model" / "model.keras", root
+
+
+def test_tiny_training_run_writes_a_self_describing_artifact(
+    tiny_artifact: tuple[Path, Path],
+) -> None:
+    path, _ = tiny_artifact
+    card = json.loads((path.parent / "card.json").read_text())
+    assert card["case"] == 3 and card["synthetic"] is True and "SYNTHETIC" in card["data_source"]
+    assert [f["name"] for f in card["features"]] == list(FEATURE_NAMES)
+    assert card["features"][0]["unit"] == "ppm" and card["grid"]["ncols"] == 59
+    assert len(card["input_scaling"]["min"]) == 12 and card["training"]["epochs_run"] == 2
+    assert card["training"]["period_start"] == "2024-01-09"
+    assert "keras" in card["library_versions"]
+    assert (path.parent / "history.json").is_file()
+
+
+def test_loaded_model_forecasts_non_negative_pm25(tiny_artifact: tuple[Path, Path]) -> None:
+    path, root = tiny_artifact
+    model = LoadedModel(path, list(FEATURE_NAMES), {"nrows": 68, "ncols": 59})
+    x = np.load(root / "cache" / "X.npy", mmap_mode="r")[0]
+    out = model.predict(x)
+    assert out.shape == (24, 68, 59) and out.dtype == np.float32
+    assert np.isfinite(out).all() and out.min() >= 0.0  # Case 3: ReLU output, min-max target
+
+
+def test_changed_weights_are_refused(tiny_artifact: tuple[Path, Path], tmp_path: Path) -> None:
+    path, _ = tiny_artifact
+    (tmp_path / "model.keras").write_bytes(path.read_bytes() + b"x")
+    (tmp_path / "card.json").write_bytes((path.parent / "card.json").read_bytes())
+    with pytest.raises(ModelArtifactError, match="does not match the card"):
+        LoadedModel(tmp_path / "model.keras")
+
+
+def test_mismatched_features_and_grid_are_refused(tiny_artifact: tuple[Path, Path]) -> None:
+    path, _ = tiny_artifact
+    swapped = list(FEATURE_NAMES)
+    swapped[0], swapped[1] = swapped[1], swapped[0]
+    with pytest.raises(ModelArtifactError, match="expects features"):
+        LoadedModel(path, swapped)
+    with pytest.raises(ModelArtifactError, match="grid ncols=59"):
+        LoadedModel(path, list(FEATURE_NAMES), {"ncols": 60})
+
+
+def test_missing_card_is_refused(tiny_artifact: tuple[Path, Path], tmp_path: Path) -> None:
+    path, _ = tiny_artifact
+    (tmp_path / "model.keras").write_bytes(path.read_bytes())
+    with pytest.raises(ModelArtifactError, match="model card not found"):
+        LoadedModel(tmp_path / "model.keras")

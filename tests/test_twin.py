@@ -1,0 +1,168 @@
+"""The twin: real formats, determinism, sub-ranges, atomic writes, and the CLI."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import warnings
+from pathlib import Path
+
+import netCDF4
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from service.cli import main
+from service.forecast.tensor import assemble_inputs, load_truth
+from service.settings import GridSpec, Settings
+from service.twin.archive import BLOCK_DAYS, Twin, block_start, generate
+from service.twin.world import World, winter_index
+
+DAY = dt.date(2021, 1, 9)
+
+
+def _digests(folder: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("twin")
+    generate(GridSpec(), DAY - dt.timedelta(days=1), DAY, out, workers=1, progress=False)
+    return out
+
+
+def test_archive_is_an_inbox_the_readers_accept(archive: Path) -> None:
+    settings = Settings(inbox=archive)
+    inputs = assemble_inputs(DAY, settings)
+    truth = load_truth(DAY, settings)
+    assert inputs.tensor.shape == (24, 68, 59, 12)
+    assert np.isfinite(inputs.tensor).all()
+    assert truth.data["pm25"].shape == (24, 68, 59)
+    assert {f.kind for f in inputs.files} == {"cmaq", "wrf"}
+
+
+def test_files_are_labelled_synthetic(archive: Path) -> None:
+    cmaq = next((archive / "cmaq").rglob("*.nc"))
+    wrf = next((archive / "wrf").rglob("wrfout_*"))
+    with netCDF4.Dataset(cmaq) as ds:
+        assert "SYNTHETIC" in ds.FILEDESC and ds.NCOLS == 67 and ds.NROWS == 82
+    with netCDF4.Dataset(wrf) as ds:
+        assert "SYNTHETIC" in ds.TITLE and ds.MAP_PROJ == 1
+        assert ds.dimensions["Time"].size == 25
+        assert {"SINALPHA", "COSALPHA", "RAINC", "RAINNC", "XLAT", "XLONG"} <= set(ds.variables)
+
+
+def test_wrf_rain_is_accumulated_and_starts_before_midnight_kst(archive: Path) -> None:
+    wrf = sorted((archive / "wrf" / f"{DAY:%Y%m%d}").glob("wrfout_*"))[0]
+    with netCDF4.Dataset(wrf) as ds:
+        times = netCDF4.chartostring(ds.variables["Times"][:])
+        rain = ds.variables["RAINC"][:] + ds.variables["RAINNC"][:]
+        assert f"{DAY - dt.timedelta(days=1):%Y-%m-%d}_00:00:00" == ds.SIMULATION_START_DATE
+    assert str(times[0]) == f"{DAY - dt.timedelta(days=1):%Y-%m-%d}_14:00:00"
+    assert (np.diff(rain, axis=0) >= -1e-3).all()
+
+
+def test_pseudonetcdf_reads_the_cmaq_and_analysis_files(archive: Path) -> None:
+    pnc = pytest.importorskip("PseudoNetCDF")
+    for kind in ("cmaq", "analysis"):
+        path = next((archive / kind / f"{DAY:%Y%m%d}").glob("*.nc"))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            f = pnc.pncopen(str(path), format="ioapi")
+            times = list(f.getTimes())
+        assert times[0] == dt.datetime(2021, 1, 8, 15, tzinfo=dt.UTC) and len(times) == 24
+
+
+def test_same_seed_same_bytes_and_sub_range_equals_full_range(
+    archive: Path, tmp_path: Path
+) -> None:
+    generate(GridSpec(), DAY, DAY, tmp_path, workers=1, progress=False)
+    full = {k: v for k, v in _digests(archive).items() if f"{DAY:%Y%m%d}" in k}
+    assert _digests(tmp_path) == full and len(full) == 3
+
+
+def test_another_seed_gives_another_world(tmp_path: Path) -> None:
+    a = World(GridSpec(), seed=1).episodes(2021)
+    b = World(GridSpec(), seed=2).episodes(2021)
+    assert [e.start for e in a] != [e.start for e in b]
+
+
+def test_every_year_has_the_strong_january_episode() -> None:
+    world = World(GridSpec(), seed=0)
+    for year in (2019, 2022):
+        strength = world.inflow(dt.datetime(year, 1, 9, 3, tzinfo=dt.UTC))[0]
+        assert strength > 150
+
+
+def test_seasons_and_blocks() -> None:
+    assert winter_index(dt.datetime(2021, 1, 15, tzinfo=dt.UTC)) > 0.99
+    assert winter_index(dt.datetime(2021, 7, 15, tzinfo=dt.UTC)) < 0.01
+    b = block_start(DAY)
+    assert b <= DAY < b + dt.timedelta(days=BLOCK_DAYS)
+    assert block_start(b + dt.timedelta(days=BLOCK_DAYS - 1)) == b
+
+
+def test_analysis_equals_observations_near_stations_and_background_far_away() -> None:
+    twin = Twin(GridSpec())
+    background = np.full((1, 68, 59), 10.0)
+    truth = np.full((1, 68, 59), 30.0)
+    out = twin.analysis(DAY, background, truth)
+    r, c = twin.station_cells
+    assert abs(float(np.median(out[0][r, c])) - 30.0) < 3.0
+    assert out[0, 0, 0] == 10.0  # the south-west corner is open sea, far from any station
+
+
+def test_an_interrupted_write_leaves_no_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import service.formats.ioapi as ioapi
+
+    class BoomError(RuntimeError):
+        pass
+
+    original = ioapi.encode_tflag
+    calls = {"n": 0}
+
+    def failing(when: dt.datetime) -> tuple[int, int]:
+        calls["n"] += 1
+        if calls["n"] > 3:
+            raise BoomError("disk full")
+        return original(when)
+
+    monkeypatch.setattr(ioapi, "encode_tflag", failing)
+    with pytest.raises(BoomError):
+        generate(GridSpec(), DAY, DAY, tmp_path, workers=1, progress=False)
+    leftovers = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert leftovers == []
+
+
+def test_cli_twin_writes_days(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        main,
+        [
+            "twin",
+            "--start",
+            "2021-01-09",
+            "--end",
+            "2021-01-09",
+            "--out",
+            str(tmp_path),
+            "--workers",
+            "1",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "wrote 1 SYNTHETIC days" in result.output
+    assert (tmp_path / "cmaq" / "20210109").is_dir()
+
+
+def test_cli_twin_rejects_a_reversed_range(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        main, ["twin", "--start", "2021-01-09", "--end", "2021-01-01", "--out", str(tmp_path)]
+    )
+    assert result.exit_code != 0 and "before" in result.output
