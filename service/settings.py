@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     catchup_days: int = 3
     input_settle_seconds: int = 60
     cmaq_fallback: bool = True
+    demo: bool = False
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
     log_level: str = "INFO"
 
 

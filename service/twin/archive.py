@@ -45,9 +45,11 @@ OBS_MISSING = 0.04
 
 
 def overpredict_peaks(cmaq: dict[str, F]) -> None:
-    """Chemistry models over-predict peaks: a convex distortion of PM2.5; PM10 follows."""
+    """Chemistry models over-predict urban peaks: PM2.5 near 90 ug/m3 comes out up to 45% high,
+    less above and below; a small offset keeps clean air unbiased. PM10 follows."""
     pm25 = cmaq["pm25"]
-    boosted = np.maximum(pm25 * (1.0 + 0.3 * np.tanh(pm25 / 90.0)) - 0.6, 0.05 * pm25)
+    x = pm25 / 90.0
+    boosted = np.maximum(pm25 * (1.0 + 0.45 * x * np.exp(1.0 - x)) - 0.6, 0.05 * pm25)
     if "pm10" in cmaq:
         cmaq["pm10"] = cmaq["pm10"] + (boosted - pm25)
     cmaq["pm25"] = boosted

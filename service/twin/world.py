@@ -251,7 +251,7 @@ class World:
             Episode(
                 start_of_year + d * 24.0 + rng.uniform(0, 24),
                 rng.uniform(30, 80),
-                float(rng.lognormal(np.log(40.0), 0.55)),
+                float(rng.lognormal(np.log(36.0), 0.5)),
             )
             for d in rng.choice(days, size=16, p=weight)
         ]
@@ -266,7 +266,7 @@ class World:
             )
         # The strong episode of 8-10 January (KST), every year.
         jan8 = hours_since_epoch(dt.datetime(year, 1, 7, 15, tzinfo=UTC))
-        out.append(Episode(jan8 - 6.0, 84.0, 250.0))
+        out.append(Episode(jan8 - 6.0, 84.0, 200.0))
         return out
 
     def inflow(self, when: dt.datetime, errors: Errors = TRUTH) -> tuple[float, float, float]:
@@ -493,10 +493,10 @@ def random_errors(seed: int, day: dt.date, shape: tuple[int, int]) -> Errors:
         time_shift_h=float(rng.normal(0.0, 4.0)),
         shift_km=(float(rng.normal(0.0, 70.0)), float(rng.normal(0.0, 70.0))),
         wind_scale=float(np.clip(rng.normal(0.95, 0.2), 0.5, 1.5)),
-        emission_scale=float(rng.lognormal(-0.045, 0.3)),
-        emission_field=_smooth_noise(rng, shape, 0.45, 3.0),
-        inflow_scale=float(rng.lognormal(-0.245, 0.7)),
-        inflow_shift_h=float(rng.normal(0.0, 9.0)),
+        emission_scale=float(rng.lognormal(-0.08, 0.4)),
+        emission_field=_smooth_noise(rng, shape, 0.6, 3.0),
+        inflow_scale=float(rng.lognormal(-0.03, 0.25)),
+        inflow_shift_h=float(rng.normal(0.0, 3.0)),
         rain_scale=float(rng.lognormal(0.0, 0.7)),
     )
 

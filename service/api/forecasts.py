@@ -1,0 +1,314 @@
+"""Forecast routes: grids (JSON, netCDF, PNG), points, stations."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from typing import Annotated, Any, Literal
+
+import numpy as np
+from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic import BaseModel, Field
+
+from service.api.app import F32, AppState, Problem
+from service.api.coast import load_coastline
+from service.api.render import to_netcdf, to_png
+from service.api.selection import OutsideGridError, select_point, summarize
+from service.storage import repository as repo
+from service.storage.tables import Run, RunStatus
+
+router = APIRouter(prefix="/v1", tags=["forecasts"])
+KST = dt.timezone(dt.timedelta(hours=9))
+CACHE_CONTROL = "public, max-age=300"
+MAX_POINTS = 500
+
+
+def get_state(request: Request) -> AppState:
+    return request.app.state.pm25  # type: ignore[no-any-return]
+
+
+StateDep = Annotated[AppState, Depends(get_state)]
+
+
+def parse_date(text: str, state: AppState) -> dt.date:
+    """``YYYY-MM-DD``, ``tomorrow`` (KST) or ``latest`` (the newest published date)."""
+    if text == "tomorrow":
+        return dt.datetime.now(KST).date() + dt.timedelta(days=1)
+    if text == "latest":
+        with state.sessions() as s:
+            run = repo.latest_published(s)
+        if run is None:
+            raise Problem(404, "No forecast", "no forecast has been published yet")
+        return run.target_date
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise Problem(422, "Invalid date",
+                      f"{text!r} is not a date: use YYYY-MM-DD, 'tomorrow' or 'latest'") from None  # fmt: skip
+
+
+def run_meta(run: Run) -> dict[str, Any]:
+    """What every forecast response says about the run that produced it."""
+    model = run.model
+    return {
+        "run_id": run.id,
+        "target_date": run.target_date.isoformat(),
+        "attempt": run.attempt,
+        "published_at": run.finished_at.isoformat() if run.finished_at else None,
+        "cmaq_fallback": run.fallback,
+        "model_name": model.name if model else None,
+        "model_version": model.version if model else None,
+        "model_sha256": model.sha256 if model else None,
+        "trained_on_synthetic_data": model.synthetic if model else None,
+        "cmaq_init": run.cmaq_init.isoformat() if run.cmaq_init else None,
+        "wrf_init": run.wrf_init.isoformat() if run.wrf_init else None,
+        "note": "CMAQ's own PM2.5, published because the model could not run"
+        if run.fallback else ("model trained on SYNTHETIC twin data"
+                              if model and model.synthetic else None),
+    }  # fmt: skip
+
+
+def published(state: AppState, date: dt.date) -> tuple[Run, F32]:
+    """The published run and field of a date, or a 404 that says what exists."""
+    with state.sessions() as s:
+        run = repo.published_run(s, date)
+        if run is None:
+            attempts = repo.runs_for_date(s, date)
+            latest = repo.latest_published(s)
+            what = (f"{len(attempts)} attempt(s) for {date}, the last "
+                    f"{attempts[-1].status.value}" if attempts else f"no run for {date}")  # fmt: skip
+            where = f"; the latest forecast is for {latest.target_date}" if latest else ""
+            raise Problem(404, "No forecast", f"no successful forecast for {date}: {what}{where}",
+                          latest=latest.target_date.isoformat() if latest else None)  # fmt: skip
+        field = state.fields.get(run.id)
+        if field is None:
+            field = repo.run_field(s, run.id)
+            if field is None:
+                raise Problem(404, "No forecast", f"the field of run {run.id} is missing")
+            state.fields.put(run.id, field)
+        s.expunge(run)
+    return run, field
+
+
+def valid_times(date: dt.date) -> list[dt.datetime]:
+    start = dt.datetime.combine(date, dt.time(0), tzinfo=KST)
+    return [start + dt.timedelta(hours=h) for h in range(24)]
+
+
+def not_modified(request: Request, etag: str) -> Response | None:
+    inm = request.headers.get("if-none-match", "")
+    if etag in [t.strip() for t in inm.split(",")] or inm.strip() == "*":
+        return Response(status_code=304, headers={"ETag": etag, "Cache-Control": CACHE_CONTROL})
+    return None
+
+
+def grid_description(state: AppState) -> dict[str, Any]:
+    lon, lat = state.grid.centre_lonlat
+    return {
+        **state.grid.describe(),
+        "cell_centre_bounds": {"lat": [round(float(lat.min()), 4), round(float(lat.max()), 4)],
+                               "lon": [round(float(lon.min()), 4), round(float(lon.max()), 4)]},
+        "values_layout": "values[hour][row][col], row 0 is the southern edge",
+    }  # fmt: skip
+
+
+@router.get("/forecasts/{date}/grid", summary="The forecast field of a target date")
+def get_grid(
+    date: str, request: Request, state: StateDep,
+    hour: Annotated[int | None, Query(ge=0, le=23, description="One hour (KST); all 24 if absent")] = None,
+    format: Annotated[Literal["json", "netcdf", "png"], Query()] = "json",
+) -> Response:  # fmt: skip
+    """The PM2.5 field (ug/m3) of target date ``date``: JSON, CF netCDF or a PNG map."""
+    day = parse_date(date, state)
+    run, field = published(state, day)
+    if format == "png" and hour is None:
+        raise Problem(422, "Hour required", "format=png draws one hour: add hour=0..23")
+    etag = f'"run-{run.id}-{format}-{"all" if hour is None else hour}"'
+    if (cached := not_modified(request, etag)) is not None:
+        return cached
+    hours = list(range(24)) if hour is None else [hour]
+    headers = {"ETag": etag, "Cache-Control": CACHE_CONTROL, "X-Run-Id": str(run.id)}
+    times = [valid_times(day)[h] for h in hours]
+    meta = run_meta(run)
+    if format == "json":
+        body = {
+            "run": meta,
+            "grid": grid_description(state),
+            "units": "ug/m3",
+            "hours": hours,
+            "valid_times": [t.isoformat() for t in times],
+            "values": np.round(field[hours], 2).tolist(),
+        }
+        from fastapi.responses import JSONResponse
+
+        return JSONResponse(body, headers=headers)
+    key = (run.id, format, hour)
+    data = state.files.get(key)
+    if data is None:
+        if format == "netcdf":
+            data = to_netcdf(field[hours], hours, times, state.grid, {
+                **{k: v for k, v in meta.items() if k != "note"},
+                "note": meta["note"] or "", "time_zone_of_target_date": "Asia/Seoul"})  # fmt: skip
+        else:
+            assert hour is not None
+            title = (f"PM2.5 {day} {hour:02d}:00 KST - run {run.id}"
+                     + (" (CMAQ fallback)" if run.fallback else ""))  # fmt: skip
+            data = to_png(field[hour], state.grid, title, load_coastline())
+        state.files.put(key, data)
+    media = "application/x-netcdf" if format == "netcdf" else "image/png"
+    if format == "netcdf":
+        headers["Content-Disposition"] = f'attachment; filename="pm25_{day:%Y%m%d}.nc"'
+    return Response(data, media_type=media, headers=headers)
+
+
+def point_body(state: AppState, day: dt.date, run: Run, field: F32, lat: float, lon: float,
+               method: str, ident: str | None = None) -> dict[str, Any]:  # fmt: skip
+    try:
+        sel = select_point(state.grid, lat, lon, method)
+    except OutsideGridError:
+        lon_c, lat_c = state.grid.centre_lonlat
+        raise Problem(
+            422, "Outside the grid",
+            f"({lat}, {lon}) is outside the forecast grid, which covers cell centres "
+            f"{lat_c.min():.2f}-{lat_c.max():.2f} N, {lon_c.min():.2f}-{lon_c.max():.2f} E "
+            "(South Korea, 9 km Lambert grid)",
+            grid_bounds={"lat": [float(lat_c.min()), float(lat_c.max())],
+                         "lon": [float(lon_c.min()), float(lon_c.max())]},
+        ) from None  # fmt: skip
+    values = sel.values(field)
+    out: dict[str, Any] = {
+        "lat": lat, "lon": lon, "method": method,
+        "valid_times": [t.isoformat() for t in valid_times(day)],
+        "values": [round(float(v), 2) for v in values], "units": "ug/m3",
+        **summarize(values),
+        "cells": [{"row": c.row, "col": c.col, "weight": c.weight, "lat": c.lat, "lon": c.lon}
+                  for c in sel.cells],
+        "nearest_cell": {"row": sel.nearest.row, "col": sel.nearest.col,
+                         "lat": sel.nearest.lat, "lon": sel.nearest.lon},
+        "distance_to_nearest_cell_km": round(sel.distance_km, 3),
+    }  # fmt: skip
+    if ident is not None:
+        out["id"] = ident
+    return out
+
+
+@router.get("/forecasts/{date}/point", summary="24 hourly values at a coordinate")
+def get_point(
+    date: str, request: Request, state: StateDep,
+    lat: Annotated[float, Query(ge=-90, le=90)], lon: Annotated[float, Query(ge=-180, le=360)],
+    method: Annotated[Literal["bilinear", "nearest"], Query()] = "bilinear",
+) -> Response:  # fmt: skip
+    """Hourly PM2.5, daily mean, Korean grade and advisory hours at a latitude/longitude."""
+    day = parse_date(date, state)
+    run, field = published(state, day)
+    etag = f'"run-{run.id}-point-{lat}-{lon}-{method}"'
+    if (cached := not_modified(request, etag)) is not None:
+        return cached
+    from fastapi.responses import JSONResponse
+
+    body = {"run": run_meta(run), **point_body(state, day, run, field, lat, lon, method)}
+    return JSONResponse(body, headers={"ETag": etag, "Cache-Control": CACHE_CONTROL})
+
+
+class PointIn(BaseModel):
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=360)
+    id: str | None = Field(default=None, max_length=100)
+
+
+class PointsIn(BaseModel):
+    points: list[PointIn] = Field(min_length=1, max_length=MAX_POINTS)
+    method: Literal["bilinear", "nearest"] = "bilinear"
+
+
+@router.post("/forecasts/{date}/points", summary="Many coordinates at once")
+def post_points(date: str, body: PointsIn, state: StateDep) -> dict[str, Any]:
+    """The point lookup for up to 500 coordinates; points outside the grid get an error entry."""
+    day = parse_date(date, state)
+    run, field = published(state, day)
+    results = []
+    for p in body.points:
+        try:
+            results.append(point_body(state, day, run, field, p.lat, p.lon, body.method, p.id))
+        except Problem as exc:
+            results.append({"lat": p.lat, "lon": p.lon, "id": p.id, "error": exc.detail})
+    return {"run": run_meta(run), "count": len(results), "results": results}
+
+
+def station_rows(state: AppState, day: dt.date, field: F32) -> list[dict[str, Any]]:
+    rows = []
+    for st in state.stations:
+        cell = state.station_cells.get(st.code or st.name)
+        if cell is None:
+            continue
+        sel = select_point(state.grid, st.lat, st.lon, "bilinear")
+        values = sel.values(field)
+        rows.append({"station_code": st.code or None, "station_name": st.name, "sido": st.sido,
+                     "lat": st.lat, "lon": st.lon, "values": [round(float(v), 2) for v in values],
+                     **summarize(values)})  # fmt: skip
+    return rows
+
+
+@router.get("/forecasts/{date}/stations", summary="The forecast at every station")
+def get_stations_forecast(
+    date: str, request: Request, state: StateDep,
+    format: Annotated[Literal["json", "csv"], Query()] = "json",
+) -> Response:  # fmt: skip
+    """Every AirKorea station inside the grid: 24 values (bilinear), daily mean and grade."""
+    day = parse_date(date, state)
+    run, field = published(state, day)
+    etag = f'"run-{run.id}-stations-{format}"'
+    if (cached := not_modified(request, etag)) is not None:
+        return cached
+    rows = station_rows(state, day, field)
+    headers = {"ETag": etag, "Cache-Control": CACHE_CONTROL, "X-Run-Id": str(run.id)}
+    if format == "csv":
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow(["station_code", "station_name", "sido", "lat", "lon", "daily_mean", "grade",
+                    *[f"h{h:02d}" for h in range(24)]])  # fmt: skip
+        for r in rows:
+            w.writerow([r["station_code"] or "", r["station_name"], r["sido"], r["lat"], r["lon"],
+                        r["daily_mean"], r["grade"], *r["values"]])  # fmt: skip
+        return Response(buf.getvalue(), media_type="text/csv; charset=utf-8", headers=headers)
+    from fastapi.responses import JSONResponse
+
+    body = {"run": run_meta(run), "valid_times": [t.isoformat() for t in valid_times(day)],
+            "units": "ug/m3", "count": len(rows), "stations": rows}  # fmt: skip
+    return JSONResponse(body, headers=headers)
+
+
+@router.get("/stations", summary="The AirKorea station catalogue")
+def get_stations(state: StateDep) -> dict[str, Any]:
+    """All 657 stations, with whether each lies inside the forecast grid and its cell."""
+    out = []
+    for st in state.stations:
+        cell = state.station_cells.get(st.code or st.name)
+        out.append({"station_code": st.code or None, "station_name": st.name, "lat": st.lat,
+                    "lon": st.lon, "network": st.network, "sido": st.sido, "addr": st.addr,
+                    "in_grid": cell is not None,
+                    "cell": {"row": cell[0], "col": cell[1]} if cell else None})  # fmt: skip
+    return {"count": len(out), "source": "AirKorea (Korea Environment Corporation) open data",
+            "stations": out}  # fmt: skip
+
+
+@router.get("/stations/{code}/forecast", summary="The forecast at one station")
+def get_station_forecast(
+    code: str, state: StateDep, date: Annotated[str, Query()] = "latest"
+) -> dict[str, Any]:  # fmt: skip
+    """The forecast at a station by its 6-digit code (or its name, for stations without one)."""
+    station = next((s for s in state.stations if code in (s.code, s.name)), None)
+    if station is None:
+        raise Problem(404, "Unknown station", f"no station with code or name {code!r}")
+    if state.station_cells.get(station.code or station.name) is None:
+        raise Problem(422, "Outside the grid", f"station {code} lies outside the forecast grid")
+    day = parse_date(date, state)
+    run, field = published(state, day)
+    body = point_body(state, day, run, field, station.lat, station.lon, "bilinear")
+    return {"run": run_meta(run), "station": {"station_code": station.code or None,
+            "station_name": station.name, "sido": station.sido, "network": station.network},
+            **body}  # fmt: skip
+
+
+_ = RunStatus

@@ -1,0 +1,240 @@
+"""The HTTP API through the real stack (TestClient), on a real database and a real run."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from service.api.app import create_app
+from service.api.selection import alert_hours, grade
+from service.jobs import run_daily_forecast
+from service.settings import GridSpec, Settings
+from service.storage.db import make_engine, session_factory
+from service.twin.sample import write_sample_day
+
+from .conftest import DAY
+
+TOKEN = "test-admin-token-0123456789"
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path):  # type: ignore[no-untyped-def]
+    from service.storage.migrate import upgrade
+
+    root = tmp_path_factory.mktemp("api")
+    write_sample_day(root / "inbox", DAY, GridSpec())
+    url = f"sqlite:///{root}/api.sqlite"
+    upgrade(url)
+    settings = Settings(inbox=root / "inbox", database_url=url, model_path=tiny_model,
+                        input_settle_seconds=0, admin_token=TOKEN)  # fmt: skip
+    engine = make_engine(url)
+    out = run_daily_forecast(DAY, settings=settings, sessions=session_factory(engine))
+    engine.dispose()
+    assert out.status.value == "succeeded"
+    with TestClient(create_app(settings)) as client:
+        yield client, settings, out.run_id
+
+
+def test_grid_json_names_its_run_and_grid(served) -> None:  # type: ignore[no-untyped-def]
+    client, _, run_id = served
+    r = client.get("/v1/forecasts/2024-01-09/grid")
+    assert r.status_code == 200
+    body = r.json()
+    assert body["run"]["run_id"] == run_id and body["run"]["trained_on_synthetic_data"] is True
+    assert body["run"]["model_name"] == "convlstm-case3" and len(body["run"]["model_sha256"]) == 64
+    assert body["run"]["cmaq_init"].startswith("2024-01-08T15:00")
+    assert np.asarray(body["values"]).shape == (24, 68, 59)
+    assert body["valid_times"][0] == "2024-01-09T00:00:00+09:00"
+    assert body["grid"]["ncols"] == 59 and body["grid"]["projection"] == "lambert_conformal_conic"
+    assert "ETag" in r.headers and "app;dur=" in r.headers["Server-Timing"]
+
+
+def test_one_hour_and_latest(served) -> None:  # type: ignore[no-untyped-def]
+    client, _, _ = served
+    r = client.get("/v1/forecasts/latest/grid", params={"hour": 5})
+    assert r.status_code == 200 and r.json()["hours"] == [5]
+    assert r.json()["valid_times"] == ["2024-01-09T05:00:00+09:00"]
+    assert np.asarray(r.json()["values"]).shape == (1, 68, 59)
+
+
+def test_etag_gives_304(served) -> None:  # type: ignore[no-untyped-def]
+    client, _, _ = served
+    etag = client.get("/v1/forecasts/2024-01-09/grid", params={"hour": 1}).headers["ETag"]
+    r = client.get("/v1/forecasts/2024-01-09/grid", params={"hour": 1}, headers={"If-None-Match": etag})
+    assert r.status_code == 304 and r.content == b""
+
+
+def test_gzip_is_used_when_asked(served) -> None:  # type: ignore[no-untyped-def]
+    client, _, _ = served
+    r = client.get("/v1/forecasts/2024-01-09/grid", headers={"Accept-Encoding": "gzip"})
+    assert r.headers.get("content-encoding") == "gzip"
+
+
+def test_netcdf_opens_in_xarray_with_the_grid_mapping(served, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import xarray as xr
+
+    client, _, run_id = served
+    r = client.get("/v1/forecasts/2024-01-09/grid", params={"format": "netcdf"})
+    assert r.status_code == 200 and r.headers["content-type"] == "application/x-netcdf"
+    path = tmp_path / "f.nc"
+    path.write_bytes(r.content)
+    with xr.open_dataset(path) as ds:
+        assert ds.attrs["Conventions"] == "CF-1.8" and ds.attrs["run_id"] == run_id
+        pm = ds["pm25"]
+        assert pm.shape == (24, 68, 59) and pm.attrs["grid_mapping"] == "lambert_conformal_conic"
+        gm = ds["lambert_conformal_conic"].attrs
+        assert gm["grid_mapping_name"] == "lambert_conformal_conic"
+        assert list(gm["standard_parallel"]) == [30.0, 60.0]
+        assert ds["lat"].shape == (68, 59) and ds["x"].attrs["units"] == "m"
+        assert str(ds["time"].values[0])[:16] == "2024-01-08T15:00"
+        from pyproj import CRS
+
+        assert CRS.from_cf(gm).equals(CRS.from_proj4(
+            "+proj=lcc +lat_1=30 +lat_2=60 +lon_0=126 +lat_0=38 +R=6370000 +units=m"))  # fmt: skip
+    json_values = np.asarray(client.get("/v1/forecasts/2024-01-09/grid").json()["values"])
+    with xr.open_dataset(path) as ds:
+        np.testing.assert_allclose(ds["pm25"].values, json_values, atol=0.006)
+
+
+def test_png_map(served) -> None:  # type: ignore[no-untyped-def]
+    client, _, _ = served
+    r = client.get("/v1/forecasts/2024-01-09/grid", params={"format": "png", "hour": 8})
+    assert r.status_code == 200 and r.content[:8] == b"\x89PNG\r\n\x1a\n"
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(r.content))
+    assert image.width > 300 and image.height > 300
+    assert client.get("/v1/forecasts/2024-01-09/grid", params={"format": "png"}).status_code == 422
+
+
+def test_point_at_a_cell_centre_equals_the_grid_value(served) -> None:  # type: ignore[no-untyped-def]
+    client, settings, _ = served
+    from service.grid import Grid
+
+    grid = Grid(settings.grid)
+    lat, lon = grid.rowcol_to_latlon(52, 25)
+    values = np.asarray(client.get("/v1/forecasts/2024-01-09/grid").json()["values"])
+    for method in ("bilinear", "nearest"):
+        r = client.get("/v1/forecasts/2024-01-09/point",
+                       params={"lat": float(lat), "lon": float(lon), "method": method})  # fmt: skip
+        assert r.status_code == 200, r.text
+        body = r.json()
+        np.testing.assert_allclose(body["values"], values[:, 52, 25], atol=0.011)
+        assert body["nearest_cell"] == {"row": 52, "col": 25, "lat": pytest.approx(float(lat), abs=1e-4),
+                                        "lon": pytest.approx(float(lon), abs=1e-4)}  # fmt: skip
+        assert body["distance_to_nearest_cell_km"] < 0.01
+        assert body["grade"] in ("good", "moderate", "bad", "very_bad") and "grade_ko" in body
+
+
+def test_point_outside_the_grid_says_where_the_grid_is(served) -> None:  # type: ignore[no-untyped-def]
+    client, _, _ = served
+    r = client.get("/v1/forecasts/2024-01-09/point", params={"lat": 39.9, "lon": 116.4})
+    assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json"
+    body = r.json()
+    assert body["title"] == "Outside the grid" and "33.16" in body["detail"]
+    assert body["grid_bounds"]["lon"][0] == pytest.approx(124.34, abs=0.01)
+
+
+def test_points_batch_is_bounded(served) -> None:  # type: ignore[no-untyped-def]
+    client, _, _ = served
+    ok = client.post("/v1/forecasts/2024-01-09/points",
+                     json={"points": [{"lat": 37.5665, "lon": 126.978, "id": "seoul"},
+                                      {"lat": 10.0, "lon": 10.0}]})  # fmt: skip
+    assert ok.status_code == 200
+    results = ok.json()["results"]
+    assert results[0]["id"] == "seoul" and len(results[0]["values"]) == 24
+    assert "outside" in results[1]["error"]
+    too_many = client.post("/v1/forecasts/2024-01-09/points",
+                           json={"points": [{"lat": 37.5, "lon": 127.0}] * 501})  # fmt: skip
+    assert too_many.status_code == 422 and too_many.json()["status"] == 422
+
+
+def test_stations_catalogue_and_forecasts(served) -> None:  # type: ignore[no-untyped-def]
+    client, _, _ = served
+    cat = client.get("/v1/stations").json()
+    assert cat["count"] == 657 and sum(s["in_grid"] for s in cat["stations"]) == 655
+    one = client.get("/v1/stations/111121/forecast", params={"date": "2024-01-09"})
+    assert one.status_code == 200 and one.json()["station"]["station_name"] == "중구"
+    all_json = client.get("/v1/forecasts/2024-01-09/stations").json()
+    assert all_json["count"] == 655
+    csv_text = client.get("/v1/forecasts/2024-01-09/stations", params={"format": "csv"}).text
+    assert csv_text.splitlines()[0].startswith("station_code,station_name") and len(csv_text.splitlines()) == 656
+    assert client.get("/v1/stations/999999/forecast").status_code == 404
+
+
+def test_unknown_dates_give_404_saying_what_exists(served) -> None:  # type: ignore[no-untyped-def]
+    client, _, _ = served
+    r = client.get("/v1/forecasts/2024-02-01/grid")
+    assert r.status_code == 404 and "latest forecast is for 2024-01-09" in r.json()["detail"]
+    bad = client.get("/v1/forecasts/not-a-date/grid")
+    assert bad.status_code == 422 and "YYYY-MM-DD" in bad.json()["detail"]
+
+
+def test_runs_and_status(served) -> None:  # type: ignore[no-untyped-def]
+    client, _, run_id = served
+    runs = client.get("/v1/runs", params={"status": "succeeded", "limit": 5}).json()
+    assert runs["total"] >= 1 and runs["runs"][0]["run_id"] == run_id
+    one = client.get("/v1/runs/2024-01-09").json()
+    latest = one["latest"]
+    assert one["published_run_id"] == run_id and latest["status"] == "succeeded"
+    assert {"ingest", "predict", "store"} <= set(latest["timings_s"])
+    assert latest["inputs"][0]["sha256"] and latest["model"]["case"] == 3
+    assert latest["finished_at"].endswith("+09:00")
+    assert client.get("/v1/runs/latest").json()["run_id"] == run_id
+    status = client.get("/v1/status").json()
+    assert len(status["last_14_days"]) == 14 and status["last_success"]["date"] == "2024-01-09"
+
+
+def test_rerun_needs_the_admin_token(served) -> None:  # type: ignore[no-untyped-def]
+    client, _, _ = served
+    assert client.post("/v1/runs/2024-01-09").status_code == 401
+    wrong = client.post("/v1/runs/2024-01-09", headers={"Authorization": "Bearer nope"})
+    assert wrong.status_code == 401 and TOKEN not in wrong.text
+    ok = client.post("/v1/runs/2024-01-09", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert ok.status_code == 202 and ok.json()["status"] == "pending"
+
+
+def test_health_ready_metrics(served) -> None:  # type: ignore[no-untyped-def]
+    client, _, _ = served
+    assert client.get("/v1/health").json()["status"] == "ok"
+    assert client.get("/v1/ready").json()["status"] == "ready"
+    text = client.get("/metrics").text
+    assert "pm25_http_requests_total" in text and "pm25_latest_forecast_age_seconds" in text
+    assert 'pm25_runs{status="succeeded"}' in text
+    assert client.get("/docs").status_code == 200 and client.get("/openapi.json").status_code == 200
+
+
+def test_the_service_refuses_a_weak_admin_token(tmp_path: Path) -> None:
+    for token in ("", "changeme", "short"):
+        with pytest.raises(RuntimeError, match="PM25_ADMIN_TOKEN"):
+            create_app(Settings(database_url=f"sqlite:///{tmp_path}/x.sqlite", admin_token=token))
+    create_app(Settings(database_url=f"sqlite:///{tmp_path}/x.sqlite", admin_token="", demo=True))
+
+
+def test_grades_and_alerts() -> None:
+    assert grade(15.4)["grade"] == "good" and grade(15.5)["grade"] == "moderate"
+    assert grade(35)["grade"] == "moderate" and grade(75.4)["grade"] == "bad"
+    assert grade(76)["grade"] == "very_bad" and grade(76)["grade_ko"] == "매우나쁨"
+    values = np.array([70, 80, 74, 75, 76, 150, 151] + [0] * 17, np.float32)
+    assert alert_hours(values, 75) == [4, 5, 6] and alert_hours(values, 150) == [6]
+
+
+def test_the_api_never_imports_tensorflow(tmp_path: Path) -> None:
+    code = (
+        "import sys; from service.api.app import create_app; from service.settings import Settings; "
+        f"create_app(Settings(database_url='sqlite:///{tmp_path}/y.sqlite', demo=True)); "
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'jax')]; "
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**os.environ}, cwd=Path(__file__).resolve().parents[1])  # fmt: skip
+    assert out.returncode == 0, out.stdout + out.stderr
+    _ = dt
