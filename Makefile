@@ -27,6 +27,7 @@ test-all:
 
 bench:
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/api_load.py
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -34,7 +34,50 @@ def bench_ingest(workdir: Path) -> Callable[[], object]:
     return lambda: assemble_inputs(DAY, settings)
 
 
-BENCHMARKS = {"ingest_one_day": bench_ingest}
+def bench_twin_day(workdir: Path) -> Callable[[], object]:
+    """One day of all twin files (CMAQ, WRF, analysis), from a warm process."""
+    from service.twin.archive import generate
+
+    counter = iter(range(10_000))
+    generate(GridSpec(), DAY, DAY, workdir / "warm", workers=1, progress=False)  # load maps once
+    return lambda: generate(
+        GridSpec(), DAY, DAY, workdir / f"d{next(counter)}", workers=1, progress=False
+    )
+
+
+def bench_inference(workdir: Path) -> Callable[[], object]:
+    """Case 3 inference for one day with the shipped model (TensorFlow, CPU)."""
+    from service.features import FEATURE_NAMES
+    from service.jobs import load_forecaster
+
+    write_sample_day(workdir, DAY, GridSpec())
+    tensor = assemble_inputs(DAY, Settings(inbox=workdir)).tensor
+    model = load_forecaster(str(Settings().model_path), 68, 59)
+    assert list(FEATURE_NAMES) == model.card.feature_names
+    return lambda: model.predict(tensor)
+
+
+def bench_pipeline(workdir: Path) -> Callable[[], object]:
+    """One day end to end: files -> tensor -> model -> validation -> SQLite."""
+    from service.jobs import load_forecaster, run_daily_forecast
+    from service.storage.db import make_engine, session_factory
+    from service.storage.migrate import upgrade
+
+    write_sample_day(workdir, DAY, GridSpec())
+    url = f"sqlite:///{workdir}/bench.sqlite"
+    upgrade(url)
+    settings = Settings(inbox=workdir, database_url=url, input_settle_seconds=0)
+    sessions = session_factory(make_engine(url))
+    load_forecaster(str(settings.model_path), 68, 59)  # the process loads the model once
+    return lambda: run_daily_forecast(DAY, settings=settings, sessions=sessions)
+
+
+BENCHMARKS = {
+    "ingest_one_day": bench_ingest,
+    "twin_one_day": bench_twin_day,
+    "inference_one_day": bench_inference,
+    "pipeline_one_day": bench_pipeline,
+}
 
 
 def machine() -> str:

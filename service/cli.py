@@ -18,8 +18,6 @@ if TYPE_CHECKING:
 
     from service.settings import Settings
 
-_NOT_YET = "not built yet: see the project's open issues"
-
 
 def _date(value: str) -> dt.date:
     try:
@@ -330,23 +328,52 @@ def scheduler() -> None:
     Scheduler(get_settings()).run_forever()
 
 
-def _pending(name: str, issue: str) -> click.Command:
-    @click.command(
-        name=name, help=f"[{_NOT_YET}: {issue}]", context_settings={"ignore_unknown_options": True}
+@main.command()
+@click.option("--host", default=None, help="Default: PM25_API_HOST (127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Default: PM25_API_PORT (8000).")
+@click.option("--workers", type=int, default=1, show_default=True)
+def serve(host: str | None, port: int | None, workers: int) -> None:
+    """The API process (uvicorn). It reads the database; it never loads the model."""
+    import uvicorn
+
+    from service.settings import get_settings
+
+    settings = get_settings()
+    uvicorn.run(
+        "service.api.app:create_app",
+        factory=True,
+        host=host or settings.api_host,
+        port=port or settings.api_port,
+        workers=workers,
+        log_level="info",
+        access_log=False,
     )
-    @click.argument("args", nargs=-1, type=click.UNPROCESSED)
-    def cmd(args: tuple[str, ...]) -> None:
-        click.echo(f"pm25 {name}: {_NOT_YET} ({issue}).", err=True)
-        sys.exit(2)
-
-    return cmd
 
 
-for _name, _issue in (
-    ("demo", "the API issue completes it"),
-    ("serve", "the API issue"),
-):
-    main.add_command(_pending(_name, _issue))
+@main.command()
+@click.option(
+    "--days", type=int, default=5, show_default=True, help="Past days to forecast besides tomorrow."
+)
+@click.option("--port", type=int, default=8000, show_default=True)
+@click.option(
+    "--dir",
+    "folder",
+    type=click.Path(path_type=Path),
+    default=Path("var/demo"),
+    show_default=True,
+    help="Where the demo keeps its inbox and database.",
+)
+@click.option(
+    "--serve/--no-serve",
+    default=True,
+    show_default=True,
+    help="Start the API and the scheduler after setting up.",
+)
+def demo(days: int, port: int, folder: Path, serve: bool) -> None:
+    """The whole service on embedded defaults, with SYNTHETIC inputs, in one command."""
+    from service.demo import run_demo
+
+    run_demo(folder, days=days, port=port, serve=serve)
 
 
 if __name__ == "__main__":  # pragma: no cover

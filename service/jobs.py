@@ -144,7 +144,7 @@ def _open_attempt(sessions: sessionmaker[Session], date: dt.date, trigger: str) 
     """Reuse the date's open waiting attempt, or open a new one."""
     with transaction(sessions) as s:
         runs = repo.runs_for_date(s, date)
-        if runs and runs[-1].status == RunStatus.WAITING:
+        if runs and runs[-1].status in (RunStatus.WAITING, RunStatus.PENDING):
             run = runs[-1]
             run.status = RunStatus.RUNNING
         else:

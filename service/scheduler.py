@@ -133,6 +133,13 @@ class Scheduler:
                     return ["standby"]
                 log.info("this scheduler is the leader")
                 recover_interrupted(self.sessions, dt.timedelta(hours=2))
+            with self.sessions() as s:
+                queued = repo.pending_dates(s)
+            for date in queued:  # re-runs asked for through the API
+                outcome = run_daily_forecast(
+                    date, settings=self.settings, sessions=self.sessions, trigger="api"
+                )
+                done.append(f"{date}: {outcome.status.value} (queued)")
             for date in self.due_dates(now):
                 with self.sessions() as s:
                     runs = repo.runs_for_date(s, date)

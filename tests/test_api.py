@@ -33,8 +33,13 @@ def served(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path):  # type:
     write_sample_day(root / "inbox", DAY, GridSpec())
     url = f"sqlite:///{root}/api.sqlite"
     upgrade(url)
-    settings = Settings(inbox=root / "inbox", database_url=url, model_path=tiny_model,
-                        input_settle_seconds=0, admin_token=TOKEN)  # fmt: skip
+    settings = Settings(
+        inbox=root / "inbox",
+        database_url=url,
+        model_path=tiny_model,
+        input_settle_seconds=0,
+        admin_token=TOKEN,
+    )
     engine = make_engine(url)
     out = run_daily_forecast(DAY, settings=settings, sessions=session_factory(engine))
     engine.dispose()
@@ -68,7 +73,9 @@ def test_one_hour_and_latest(served) -> None:  # type: ignore[no-untyped-def]
 def test_etag_gives_304(served) -> None:  # type: ignore[no-untyped-def]
     client, _, _ = served
     etag = client.get("/v1/forecasts/2024-01-09/grid", params={"hour": 1}).headers["ETag"]
-    r = client.get("/v1/forecasts/2024-01-09/grid", params={"hour": 1}, headers={"If-None-Match": etag})
+    r = client.get(
+        "/v1/forecasts/2024-01-09/grid", params={"hour": 1}, headers={"If-None-Match": etag}
+    )
     assert r.status_code == 304 and r.content == b""
 
 
@@ -97,8 +104,9 @@ def test_netcdf_opens_in_xarray_with_the_grid_mapping(served, tmp_path: Path) ->
         assert str(ds["time"].values[0])[:16] == "2024-01-08T15:00"
         from pyproj import CRS
 
-        assert CRS.from_cf(gm).equals(CRS.from_proj4(
-            "+proj=lcc +lat_1=30 +lat_2=60 +lon_0=126 +lat_0=38 +R=6370000 +units=m"))  # fmt: skip
+        assert CRS.from_cf(gm).equals(
+            CRS.from_proj4("+proj=lcc +lat_1=30 +lat_2=60 +lon_0=126 +lat_0=38 +R=6370000 +units=m")
+        )
     json_values = np.asarray(client.get("/v1/forecasts/2024-01-09/grid").json()["values"])
     with xr.open_dataset(path) as ds:
         np.testing.assert_allclose(ds["pm25"].values, json_values, atol=0.006)
@@ -123,13 +131,19 @@ def test_point_at_a_cell_centre_equals_the_grid_value(served) -> None:  # type: 
     lat, lon = grid.rowcol_to_latlon(52, 25)
     values = np.asarray(client.get("/v1/forecasts/2024-01-09/grid").json()["values"])
     for method in ("bilinear", "nearest"):
-        r = client.get("/v1/forecasts/2024-01-09/point",
-                       params={"lat": float(lat), "lon": float(lon), "method": method})  # fmt: skip
+        r = client.get(
+            "/v1/forecasts/2024-01-09/point",
+            params={"lat": float(lat), "lon": float(lon), "method": method},
+        )
         assert r.status_code == 200, r.text
         body = r.json()
         np.testing.assert_allclose(body["values"], values[:, 52, 25], atol=0.011)
-        assert body["nearest_cell"] == {"row": 52, "col": 25, "lat": pytest.approx(float(lat), abs=1e-4),
-                                        "lon": pytest.approx(float(lon), abs=1e-4)}  # fmt: skip
+        assert body["nearest_cell"] == {
+            "row": 52,
+            "col": 25,
+            "lat": pytest.approx(float(lat), abs=1e-4),
+            "lon": pytest.approx(float(lon), abs=1e-4),
+        }
         assert body["distance_to_nearest_cell_km"] < 0.01
         assert body["grade"] in ("good", "moderate", "bad", "very_bad") and "grade_ko" in body
 
@@ -145,15 +159,19 @@ def test_point_outside_the_grid_says_where_the_grid_is(served) -> None:  # type:
 
 def test_points_batch_is_bounded(served) -> None:  # type: ignore[no-untyped-def]
     client, _, _ = served
-    ok = client.post("/v1/forecasts/2024-01-09/points",
-                     json={"points": [{"lat": 37.5665, "lon": 126.978, "id": "seoul"},
-                                      {"lat": 10.0, "lon": 10.0}]})  # fmt: skip
+    ok = client.post(
+        "/v1/forecasts/2024-01-09/points",
+        json={
+            "points": [{"lat": 37.5665, "lon": 126.978, "id": "seoul"}, {"lat": 10.0, "lon": 10.0}]
+        },
+    )
     assert ok.status_code == 200
     results = ok.json()["results"]
     assert results[0]["id"] == "seoul" and len(results[0]["values"]) == 24
     assert "outside" in results[1]["error"]
-    too_many = client.post("/v1/forecasts/2024-01-09/points",
-                           json={"points": [{"lat": 37.5, "lon": 127.0}] * 501})  # fmt: skip
+    too_many = client.post(
+        "/v1/forecasts/2024-01-09/points", json={"points": [{"lat": 37.5, "lon": 127.0}] * 501}
+    )
     assert too_many.status_code == 422 and too_many.json()["status"] == 422
 
 
@@ -166,7 +184,10 @@ def test_stations_catalogue_and_forecasts(served) -> None:  # type: ignore[no-un
     all_json = client.get("/v1/forecasts/2024-01-09/stations").json()
     assert all_json["count"] == 655
     csv_text = client.get("/v1/forecasts/2024-01-09/stations", params={"format": "csv"}).text
-    assert csv_text.splitlines()[0].startswith("station_code,station_name") and len(csv_text.splitlines()) == 656
+    assert (
+        csv_text.splitlines()[0].startswith("station_code,station_name")
+        and len(csv_text.splitlines()) == 656
+    )
     assert client.get("/v1/stations/999999/forecast").status_code == 404
 
 
@@ -234,7 +255,12 @@ def test_the_api_never_imports_tensorflow(tmp_path: Path) -> None:
         "bad = [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'jax')]; "
         "print(bad); sys.exit(1 if bad else 0)"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env={**os.environ}, cwd=Path(__file__).resolve().parents[1])  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ},
+        cwd=Path(__file__).resolve().parents[1],
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     _ = dt

@@ -69,16 +69,24 @@ def setup(tmp_path: Path, db_url: str, tiny_model: Path):  # type: ignore[no-unt
         "PM25_CATCHUP_DAYS": "0",
         "TF_CPP_MIN_LOG_LEVEL": "3",
     }
-    settings = Settings(inbox=inbox, database_url=db_url, model_path=tiny_model,
-                        input_settle_seconds=0, catchup_days=0)  # fmt: skip
+    settings = Settings(
+        inbox=inbox,
+        database_url=db_url,
+        model_path=tiny_model,
+        input_settle_seconds=0,
+        catchup_days=0,
+    )
     engine = make_engine(db_url)
     yield settings, session_factory(engine), env, tmp_path
     engine.dispose()
 
 
 def _start_child(env: dict[str, str], marker: Path, sleep: float) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-c", CHILD, str(marker), str(sleep)], env=env,
-                            cwd=Path(__file__).resolve().parents[1])  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(marker), str(sleep)],
+        env=env,
+        cwd=Path(__file__).resolve().parents[1],
+    )
 
 
 def _wait_for(path: Path, timeout: float = 120.0) -> None:
@@ -157,10 +165,14 @@ SCHEDULER_CHILD = textwrap.dedent(
 def test_two_schedulers_started_at_once_run_each_date_once(setup) -> None:  # type: ignore[no-untyped-def]
     _, sessions, env, _ = setup
     procs = [
-        subprocess.Popen([sys.executable, "-c", SCHEDULER_CHILD], env=env, stdout=subprocess.PIPE,
-                         cwd=Path(__file__).resolve().parents[1])
+        subprocess.Popen(
+            [sys.executable, "-c", SCHEDULER_CHILD],
+            env=env,
+            stdout=subprocess.PIPE,
+            cwd=Path(__file__).resolve().parents[1],
+        )
         for _ in range(2)
-    ]  # fmt: skip
+    ]
     outputs = [p.communicate(timeout=300)[0].decode() for p in procs]
     assert all(p.returncode == 0 for p in procs), outputs
     with sessions() as s:
@@ -215,8 +227,9 @@ def test_the_scheduler_catches_up_and_recovers_from_a_database_outage(setup, db_
         outage = Settings(**{**settings.model_dump(), "database_url": down_url})
     else:
         port = make_url(db_url).port or 5432
-        outage = Settings(**{**settings.model_dump(),
-                             "database_url": db_url.replace(f":{port}/", ":1/")})  # fmt: skip
+        outage = Settings(
+            **{**settings.model_dump(), "database_url": db_url.replace(f":{port}/", ":1/")}
+        )
     down = Scheduler(outage, session_factory(make_engine(outage.database_url)))
     result = down.tick(EVENING)
     assert result in (["database unavailable"], ["standby"]) or "database unavailable" in result
@@ -229,3 +242,20 @@ def test_the_scheduler_catches_up_and_recovers_from_a_database_outage(setup, db_
     finally:
         up.lock.release()
         down.lock.release()
+
+
+def test_a_rerun_queued_through_the_api_is_run_by_the_scheduler(setup) -> None:  # type: ignore[no-untyped-def]
+    settings, sessions, _, _ = setup
+    from service.storage.db import transaction
+
+    with transaction(sessions) as s:
+        run = repo.new_run(s, DAY, "api")
+        run.status = RunStatus.PENDING
+    sched = Scheduler(settings.model_copy(update={"catchup_days": 0}), sessions)
+    try:
+        assert sched.tick(EVENING) == ["2024-01-09: succeeded (queued)"]
+    finally:
+        sched.lock.release()
+    with sessions() as s:
+        runs = repo.runs_for_date(s, DAY)
+        assert len(runs) == 1 and runs[0].trigger == "api" and runs[0].status == RunStatus.SUCCEEDED

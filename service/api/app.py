@@ -44,10 +44,17 @@ class Problem(HTTPException):
         self.extra = extra
 
 
-def problem_response(status: int, title: str, detail: str, instance: str,
-                     **extra: Any) -> JSONResponse:  # fmt: skip
-    body = {"type": "about:blank", "title": title, "status": status, "detail": detail,
-            "instance": instance, **extra}  # fmt: skip
+def problem_response(
+    status: int, title: str, detail: str, instance: str, **extra: Any
+) -> JSONResponse:
+    body = {
+        "type": "about:blank",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "instance": instance,
+        **extra,
+    }
     return JSONResponse(body, status_code=status, media_type="application/problem+json")
 
 
@@ -81,17 +88,27 @@ class Metrics:
 
     def __post_init__(self) -> None:
         r = self.registry
-        self.requests = Counter("pm25_http_requests_total", "HTTP requests",
-                                ["route", "method", "status"], registry=r)  # fmt: skip
-        self.latency = Histogram("pm25_http_request_seconds", "HTTP request latency",
-                                 ["route"], registry=r,
-                                 buckets=(0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
-                                          0.5, 1.0, 2.5))  # fmt: skip
+        self.requests = Counter(
+            "pm25_http_requests_total", "HTTP requests", ["route", "method", "status"], registry=r
+        )
+        self.latency = Histogram(
+            "pm25_http_request_seconds",
+            "HTTP request latency",
+            ["route"],
+            registry=r,
+            buckets=(0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+        )
         self.runs = Gauge("pm25_runs", "Runs in the database by status", ["status"], registry=r)
-        self.forecast_age = Gauge("pm25_latest_forecast_age_seconds",
-                                  "Seconds since the latest forecast was published", registry=r)  # fmt: skip
-        self.latest_target = Gauge("pm25_latest_forecast_target_date",
-                                   "Target date of the latest forecast (YYYYMMDD)", registry=r)  # fmt: skip
+        self.forecast_age = Gauge(
+            "pm25_latest_forecast_age_seconds",
+            "Seconds since the latest forecast was published",
+            registry=r,
+        )
+        self.latest_target = Gauge(
+            "pm25_latest_forecast_target_date",
+            "Target date of the latest forecast (YYYYMMDD)",
+            registry=r,
+        )
 
 
 @dataclass
@@ -153,7 +170,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(GZipMiddleware, minimum_size=1000)
 
     @app.middleware("http")
-    async def timing(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    async def timing(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
         start = time.perf_counter()
         response = await call_next(request)
         elapsed = time.perf_counter() - start
@@ -179,9 +198,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.exception_handler(Exception)
     async def server_problem(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s", request.url.path)
-        return problem_response(500, "Internal Server Error",
-                                "the server could not answer; the error is logged",
-                                request.url.path)  # fmt: skip
+        return problem_response(
+            500,
+            "Internal Server Error",
+            "the server could not answer; the error is logged",
+            request.url.path,
+        )
 
     from service.api import forecasts, ops, runs
 

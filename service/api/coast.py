@@ -40,7 +40,7 @@ def trace_coastline(grid: Grid, margin_m: float = 20_000.0) -> npt.NDArray[np.fl
     parts = []
     for path in cs.get_paths():
         for poly in path.to_polygons(closed_only=False):
-            if len(poly) >= 8:  # drop specks: rocks smaller than a few km
+            if np.shape(poly)[0] >= 8:  # drop specks: rocks smaller than a few km
                 parts.append(poly)
                 parts.append(np.array([[np.nan, np.nan]]))
     plt.close(fig)

@@ -25,7 +25,8 @@ MAX_POINTS = 500
 
 
 def get_state(request: Request) -> AppState:
-    return request.app.state.pm25  # type: ignore[no-any-return]
+    state: AppState = request.app.state.pm25
+    return state
 
 
 StateDep = Annotated[AppState, Depends(get_state)]
@@ -44,8 +45,9 @@ def parse_date(text: str, state: AppState) -> dt.date:
     try:
         return dt.date.fromisoformat(text)
     except ValueError:
-        raise Problem(422, "Invalid date",
-                      f"{text!r} is not a date: use YYYY-MM-DD, 'tomorrow' or 'latest'") from None  # fmt: skip
+        raise Problem(
+            422, "Invalid date", f"{text!r} is not a date: use YYYY-MM-DD, 'tomorrow' or 'latest'"
+        ) from None
 
 
 def run_meta(run: Run) -> dict[str, Any]:
@@ -64,9 +66,9 @@ def run_meta(run: Run) -> dict[str, Any]:
         "cmaq_init": run.cmaq_init.isoformat() if run.cmaq_init else None,
         "wrf_init": run.wrf_init.isoformat() if run.wrf_init else None,
         "note": "CMAQ's own PM2.5, published because the model could not run"
-        if run.fallback else ("model trained on SYNTHETIC twin data"
-                              if model and model.synthetic else None),
-    }  # fmt: skip
+        if run.fallback
+        else ("model trained on SYNTHETIC twin data" if model and model.synthetic else None),
+    }
 
 
 def published(state: AppState, date: dt.date) -> tuple[Run, F32]:
@@ -76,11 +78,18 @@ def published(state: AppState, date: dt.date) -> tuple[Run, F32]:
         if run is None:
             attempts = repo.runs_for_date(s, date)
             latest = repo.latest_published(s)
-            what = (f"{len(attempts)} attempt(s) for {date}, the last "
-                    f"{attempts[-1].status.value}" if attempts else f"no run for {date}")  # fmt: skip
+            what = (
+                f"{len(attempts)} attempt(s) for {date}, the last {attempts[-1].status.value}"
+                if attempts
+                else f"no run for {date}"
+            )
             where = f"; the latest forecast is for {latest.target_date}" if latest else ""
-            raise Problem(404, "No forecast", f"no successful forecast for {date}: {what}{where}",
-                          latest=latest.target_date.isoformat() if latest else None)  # fmt: skip
+            raise Problem(
+                404,
+                "No forecast",
+                f"no successful forecast for {date}: {what}{where}",
+                latest=latest.target_date.isoformat() if latest else None,
+            )
         field = state.fields.get(run.id)
         if field is None:
             field = repo.run_field(s, run.id)
@@ -107,18 +116,24 @@ def grid_description(state: AppState) -> dict[str, Any]:
     lon, lat = state.grid.centre_lonlat
     return {
         **state.grid.describe(),
-        "cell_centre_bounds": {"lat": [round(float(lat.min()), 4), round(float(lat.max()), 4)],
-                               "lon": [round(float(lon.min()), 4), round(float(lon.max()), 4)]},
+        "cell_centre_bounds": {
+            "lat": [round(float(lat.min()), 4), round(float(lat.max()), 4)],
+            "lon": [round(float(lon.min()), 4), round(float(lon.max()), 4)],
+        },
         "values_layout": "values[hour][row][col], row 0 is the southern edge",
-    }  # fmt: skip
+    }
 
 
 @router.get("/forecasts/{date}/grid", summary="The forecast field of a target date")
 def get_grid(
-    date: str, request: Request, state: StateDep,
-    hour: Annotated[int | None, Query(ge=0, le=23, description="One hour (KST); all 24 if absent")] = None,
+    date: str,
+    request: Request,
+    state: StateDep,
+    hour: Annotated[
+        int | None, Query(ge=0, le=23, description="One hour (KST); all 24 if absent")
+    ] = None,
     format: Annotated[Literal["json", "netcdf", "png"], Query()] = "json",
-) -> Response:  # fmt: skip
+) -> Response:
     """The PM2.5 field (ug/m3) of target date ``date``: JSON, CF netCDF or a PNG map."""
     day = parse_date(date, state)
     run, field = published(state, day)
@@ -147,13 +162,22 @@ def get_grid(
     data = state.files.get(key)
     if data is None:
         if format == "netcdf":
-            data = to_netcdf(field[hours], hours, times, state.grid, {
-                **{k: v for k, v in meta.items() if k != "note"},
-                "note": meta["note"] or "", "time_zone_of_target_date": "Asia/Seoul"})  # fmt: skip
+            data = to_netcdf(
+                field[hours],
+                hours,
+                times,
+                state.grid,
+                {
+                    **{k: v for k, v in meta.items() if k != "note"},
+                    "note": meta["note"] or "",
+                    "time_zone_of_target_date": "Asia/Seoul",
+                },
+            )
         else:
             assert hour is not None
-            title = (f"PM2.5 {day} {hour:02d}:00 KST - run {run.id}"
-                     + (" (CMAQ fallback)" if run.fallback else ""))  # fmt: skip
+            title = f"PM2.5 {day} {hour:02d}:00 KST - run {run.id}" + (
+                " (CMAQ fallback)" if run.fallback else ""
+            )
             data = to_png(field[hour], state.grid, title, load_coastline())
         state.files.put(key, data)
     media = "application/x-netcdf" if format == "netcdf" else "image/png"
@@ -162,32 +186,52 @@ def get_grid(
     return Response(data, media_type=media, headers=headers)
 
 
-def point_body(state: AppState, day: dt.date, run: Run, field: F32, lat: float, lon: float,
-               method: str, ident: str | None = None) -> dict[str, Any]:  # fmt: skip
+def point_body(
+    state: AppState,
+    day: dt.date,
+    run: Run,
+    field: F32,
+    lat: float,
+    lon: float,
+    method: str,
+    ident: str | None = None,
+) -> dict[str, Any]:
     try:
         sel = select_point(state.grid, lat, lon, method)
     except OutsideGridError:
         lon_c, lat_c = state.grid.centre_lonlat
         raise Problem(
-            422, "Outside the grid",
+            422,
+            "Outside the grid",
             f"({lat}, {lon}) is outside the forecast grid, which covers cell centres "
             f"{lat_c.min():.2f}-{lat_c.max():.2f} N, {lon_c.min():.2f}-{lon_c.max():.2f} E "
             "(South Korea, 9 km Lambert grid)",
-            grid_bounds={"lat": [float(lat_c.min()), float(lat_c.max())],
-                         "lon": [float(lon_c.min()), float(lon_c.max())]},
-        ) from None  # fmt: skip
+            grid_bounds={
+                "lat": [float(lat_c.min()), float(lat_c.max())],
+                "lon": [float(lon_c.min()), float(lon_c.max())],
+            },
+        ) from None
     values = sel.values(field)
     out: dict[str, Any] = {
-        "lat": lat, "lon": lon, "method": method,
+        "lat": lat,
+        "lon": lon,
+        "method": method,
         "valid_times": [t.isoformat() for t in valid_times(day)],
-        "values": [round(float(v), 2) for v in values], "units": "ug/m3",
+        "values": [round(float(v), 2) for v in values],
+        "units": "ug/m3",
         **summarize(values),
-        "cells": [{"row": c.row, "col": c.col, "weight": c.weight, "lat": c.lat, "lon": c.lon}
-                  for c in sel.cells],
-        "nearest_cell": {"row": sel.nearest.row, "col": sel.nearest.col,
-                         "lat": sel.nearest.lat, "lon": sel.nearest.lon},
+        "cells": [
+            {"row": c.row, "col": c.col, "weight": c.weight, "lat": c.lat, "lon": c.lon}
+            for c in sel.cells
+        ],
+        "nearest_cell": {
+            "row": sel.nearest.row,
+            "col": sel.nearest.col,
+            "lat": sel.nearest.lat,
+            "lon": sel.nearest.lon,
+        },
         "distance_to_nearest_cell_km": round(sel.distance_km, 3),
-    }  # fmt: skip
+    }
     if ident is not None:
         out["id"] = ident
     return out
@@ -195,10 +239,13 @@ def point_body(state: AppState, day: dt.date, run: Run, field: F32, lat: float, 
 
 @router.get("/forecasts/{date}/point", summary="24 hourly values at a coordinate")
 def get_point(
-    date: str, request: Request, state: StateDep,
-    lat: Annotated[float, Query(ge=-90, le=90)], lon: Annotated[float, Query(ge=-180, le=360)],
+    date: str,
+    request: Request,
+    state: StateDep,
+    lat: Annotated[float, Query(ge=-90, le=90)],
+    lon: Annotated[float, Query(ge=-180, le=360)],
     method: Annotated[Literal["bilinear", "nearest"], Query()] = "bilinear",
-) -> Response:  # fmt: skip
+) -> Response:
     """Hourly PM2.5, daily mean, Korean grade and advisory hours at a latitude/longitude."""
     day = parse_date(date, state)
     run, field = published(state, day)
@@ -244,17 +291,27 @@ def station_rows(state: AppState, day: dt.date, field: F32) -> list[dict[str, An
             continue
         sel = select_point(state.grid, st.lat, st.lon, "bilinear")
         values = sel.values(field)
-        rows.append({"station_code": st.code or None, "station_name": st.name, "sido": st.sido,
-                     "lat": st.lat, "lon": st.lon, "values": [round(float(v), 2) for v in values],
-                     **summarize(values)})  # fmt: skip
+        rows.append(
+            {
+                "station_code": st.code or None,
+                "station_name": st.name,
+                "sido": st.sido,
+                "lat": st.lat,
+                "lon": st.lon,
+                "values": [round(float(v), 2) for v in values],
+                **summarize(values),
+            }
+        )
     return rows
 
 
 @router.get("/forecasts/{date}/stations", summary="The forecast at every station")
 def get_stations_forecast(
-    date: str, request: Request, state: StateDep,
+    date: str,
+    request: Request,
+    state: StateDep,
     format: Annotated[Literal["json", "csv"], Query()] = "json",
-) -> Response:  # fmt: skip
+) -> Response:
     """Every AirKorea station inside the grid: 24 values (bilinear), daily mean and grade."""
     day = parse_date(date, state)
     run, field = published(state, day)
@@ -266,16 +323,41 @@ def get_stations_forecast(
     if format == "csv":
         buf = io.StringIO()
         w = csv.writer(buf)
-        w.writerow(["station_code", "station_name", "sido", "lat", "lon", "daily_mean", "grade",
-                    *[f"h{h:02d}" for h in range(24)]])  # fmt: skip
+        w.writerow(
+            [
+                "station_code",
+                "station_name",
+                "sido",
+                "lat",
+                "lon",
+                "daily_mean",
+                "grade",
+                *[f"h{h:02d}" for h in range(24)],
+            ]
+        )
         for r in rows:
-            w.writerow([r["station_code"] or "", r["station_name"], r["sido"], r["lat"], r["lon"],
-                        r["daily_mean"], r["grade"], *r["values"]])  # fmt: skip
+            w.writerow(
+                [
+                    r["station_code"] or "",
+                    r["station_name"],
+                    r["sido"],
+                    r["lat"],
+                    r["lon"],
+                    r["daily_mean"],
+                    r["grade"],
+                    *r["values"],
+                ]
+            )
         return Response(buf.getvalue(), media_type="text/csv; charset=utf-8", headers=headers)
     from fastapi.responses import JSONResponse
 
-    body = {"run": run_meta(run), "valid_times": [t.isoformat() for t in valid_times(day)],
-            "units": "ug/m3", "count": len(rows), "stations": rows}  # fmt: skip
+    body = {
+        "run": run_meta(run),
+        "valid_times": [t.isoformat() for t in valid_times(day)],
+        "units": "ug/m3",
+        "count": len(rows),
+        "stations": rows,
+    }
     return JSONResponse(body, headers=headers)
 
 
@@ -285,18 +367,30 @@ def get_stations(state: StateDep) -> dict[str, Any]:
     out = []
     for st in state.stations:
         cell = state.station_cells.get(st.code or st.name)
-        out.append({"station_code": st.code or None, "station_name": st.name, "lat": st.lat,
-                    "lon": st.lon, "network": st.network, "sido": st.sido, "addr": st.addr,
-                    "in_grid": cell is not None,
-                    "cell": {"row": cell[0], "col": cell[1]} if cell else None})  # fmt: skip
-    return {"count": len(out), "source": "AirKorea (Korea Environment Corporation) open data",
-            "stations": out}  # fmt: skip
+        out.append(
+            {
+                "station_code": st.code or None,
+                "station_name": st.name,
+                "lat": st.lat,
+                "lon": st.lon,
+                "network": st.network,
+                "sido": st.sido,
+                "addr": st.addr,
+                "in_grid": cell is not None,
+                "cell": {"row": cell[0], "col": cell[1]} if cell else None,
+            }
+        )
+    return {
+        "count": len(out),
+        "source": "AirKorea (Korea Environment Corporation) open data",
+        "stations": out,
+    }
 
 
 @router.get("/stations/{code}/forecast", summary="The forecast at one station")
 def get_station_forecast(
     code: str, state: StateDep, date: Annotated[str, Query()] = "latest"
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     """The forecast at a station by its 6-digit code (or its name, for stations without one)."""
     station = next((s for s in state.stations if code in (s.code, s.name)), None)
     if station is None:
@@ -306,9 +400,16 @@ def get_station_forecast(
     day = parse_date(date, state)
     run, field = published(state, day)
     body = point_body(state, day, run, field, station.lat, station.lon, "bilinear")
-    return {"run": run_meta(run), "station": {"station_code": station.code or None,
-            "station_name": station.name, "sido": station.sido, "network": station.network},
-            **body}  # fmt: skip
+    return {
+        "run": run_meta(run),
+        "station": {
+            "station_code": station.code or None,
+            "station_name": station.name,
+            "sido": station.sido,
+            "network": station.network,
+        },
+        **body,
+    }
 
 
 _ = RunStatus

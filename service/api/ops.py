@@ -30,7 +30,9 @@ def ready(state: StateDep) -> dict[str, Any]:
         with state.sessions() as s:
             s.execute(text("SELECT 1"))
     except SQLAlchemyError as exc:
-        raise Problem(503, "Not ready", f"the database is unreachable ({type(exc).__name__})") from None
+        raise Problem(
+            503, "Not ready", f"the database is unreachable ({type(exc).__name__})"
+        ) from None
     return {"status": "ready"}
 
 

@@ -19,8 +19,9 @@ COLOURS = ("#3b82f6", "#22c55e", "#facc15", "#ef4444", "#7f1d1d")
 LABELS = ("good 0-15", "moderate 16-35", "bad 36-75", "very bad 76-150", "very bad >150")
 
 
-def to_netcdf(field: F32, hours: list[int], valid: list[dt.datetime], grid: Grid,
-              meta: dict[str, Any]) -> bytes:  # fmt: skip
+def to_netcdf(
+    field: F32, hours: list[int], valid: list[dt.datetime], grid: Grid, meta: dict[str, Any]
+) -> bytes:
     """A CF-1.8 netCDF-4 file of the field, with the Lambert grid mapping and 2-D lat/lon."""
     s = grid.spec
     ds = netCDF4.Dataset("forecast.nc", "w", format="NETCDF4", memory=1 << 20)
@@ -83,17 +84,29 @@ def to_png(hour_field: F32, grid: Grid, title: str, coast: npt.NDArray[np.floati
     extent = (s.xorig_m, s.xorig_m + s.ncols * s.cell_m, s.yorig_m, s.yorig_m + s.nrows * s.cell_m)
     fig, ax = plt.subplots(figsize=(5.2, 6.0), dpi=90)
     cmap = ListedColormap(COLOURS)
-    ax.imshow(hour_field, origin="lower", extent=extent, cmap=cmap,
-              norm=BoundaryNorm(BANDS, cmap.N), interpolation="nearest")  # fmt: skip
+    ax.imshow(
+        hour_field,
+        origin="lower",
+        extent=extent,
+        cmap=cmap,
+        norm=BoundaryNorm(BANDS, cmap.N),
+        interpolation="nearest",
+    )
     ax.plot(coast[:, 0], coast[:, 1], color="black", linewidth=0.6)
     ax.set_xlim(extent[0], extent[1])
     ax.set_ylim(extent[2], extent[3])
     ax.set_xticks([])
     ax.set_yticks([])
     ax.set_title(title, fontsize=9)
-    ax.legend(handles=[Patch(color=c, label=f"{lab} ug/m3") for c, lab in zip(COLOURS, LABELS,
-                                                                              strict=True)],
-              loc="lower right", fontsize=7, title="PM2.5 (Korean grades)", title_fontsize=7)  # fmt: skip
+    ax.legend(
+        handles=[
+            Patch(color=c, label=f"{lab} ug/m3") for c, lab in zip(COLOURS, LABELS, strict=True)
+        ],
+        loc="lower right",
+        fontsize=7,
+        title="PM2.5 (Korean grades)",
+        title_fontsize=7,
+    )
     buf = io.BytesIO()
     fig.savefig(buf, format="png", bbox_inches="tight")
     plt.close(fig)

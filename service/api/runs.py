@@ -40,11 +40,17 @@ def run_body(run: Run, published_id: int | None = None) -> dict[str, Any]:
         "inputs": run.inputs.get("files", []),
         "cmaq_init": _kst(run.cmaq_init),
         "wrf_init": _kst(run.wrf_init),
-        "model": {"name": model.name, "version": model.version, "case": model.case,
-                  "sha256": model.sha256, "trained_on_synthetic_data": model.synthetic}
-        if model else None,
+        "model": {
+            "name": model.name,
+            "version": model.version,
+            "case": model.case,
+            "sha256": model.sha256,
+            "trained_on_synthetic_data": model.synthetic,
+        }
+        if model
+        else None,
         "field_stats": run.stats,
-    }  # fmt: skip
+    }
 
 
 def _kst(value: dt.datetime | None) -> str | None:
@@ -54,16 +60,19 @@ def _kst(value: dt.datetime | None) -> str | None:
 @router.get("/runs", summary="Run history, newest first")
 def list_runs(
     state: StateDep,
-    status: Annotated[Literal["pending", "waiting_for_inputs", "running", "succeeded", "failed",
-                              "late"] | None, Query()] = None,
+    status: Annotated[
+        Literal["pending", "waiting_for_inputs", "running", "succeeded", "failed", "late"] | None,
+        Query(),
+    ] = None,
     from_: Annotated[dt.date | None, Query(alias="from")] = None,
     to: Annotated[dt.date | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     with state.sessions() as s:
-        runs, total = repo.list_runs(s, status=status, start=from_, end=to, limit=limit,
-                                     offset=offset)  # fmt: skip
+        runs, total = repo.list_runs(
+            s, status=status, start=from_, end=to, limit=limit, offset=offset
+        )
         pubs = {r.target_date: repo.published_run(s, r.target_date) for r in runs}
         items = [run_body(r, p.id if (p := pubs[r.target_date]) else None) for r in runs]
     nxt = offset + limit if offset + limit < total else None
@@ -90,9 +99,12 @@ def runs_of_date(date: str, state: StateDep) -> dict[str, Any]:
             raise Problem(404, "No run", f"no run for {day}")
         pub = repo.published_run(s, day)
         pid = pub.id if pub else None
-        return {"target_date": day.isoformat(), "published_run_id": pid,
-                "latest": run_body(attempts[-1], pid),
-                "attempts": [run_body(r, pid) for r in attempts]}  # fmt: skip
+        return {
+            "target_date": day.isoformat(),
+            "published_run_id": pid,
+            "latest": run_body(attempts[-1], pid),
+            "attempts": [run_body(r, pid) for r in attempts],
+        }
 
 
 @router.get("/status", summary="The monitoring summary")
@@ -114,26 +126,43 @@ def status(state: StateDep) -> dict[str, Any]:
             d = tomorrow - dt.timedelta(days=k)
             runs = repo.runs_for_date(s, d)
             pub = repo.published_run(s, d)
-            days.append({"date": d.isoformat(), "status": runs[-1].status.value if runs else "none",
-                         "attempts": len(runs), "published": pub is not None,
-                         "cmaq_fallback": bool(pub and pub.fallback)})  # fmt: skip
+            days.append(
+                {
+                    "date": d.isoformat(),
+                    "status": runs[-1].status.value if runs else "none",
+                    "attempts": len(runs),
+                    "published": pub is not None,
+                    "cmaq_fallback": bool(pub and pub.fallback),
+                }
+            )
         tomorrow_state = t_runs[-1].status.value if t_runs else "none"
         late = t_pub is None and now > deadline
         heartbeat = None
         if beat is not None:
-            heartbeat = {"seen_at": _kst(beat.seen_at),
-                         "age_s": round((now - beat.seen_at).total_seconds(), 1),
-                         "leader": bool(beat.info.get("leader"))}  # fmt: skip
-        body = {
+            heartbeat = {
+                "seen_at": _kst(beat.seen_at),
+                "age_s": round((now - beat.seen_at).total_seconds(), 1),
+                "leader": bool(beat.info.get("leader")),
+            }
+        body: dict[str, Any] = {
             "now": now.astimezone(SEOUL).isoformat(),
-            "tomorrow": {"date": tomorrow.isoformat(), "state": tomorrow_state,
-                         "published": t_pub is not None, "deadline": deadline.isoformat(),
-                         "late": late,
-                         "failed": bool(t_runs) and t_runs[-1].status == RunStatus.FAILED,
-                         "error": t_runs[-1].error if t_runs else None},  # fmt: skip
-            "last_success": {"date": last_ok.target_date.isoformat(), "run_id": last_ok.id,
-                             "published_at": _kst(last_ok.finished_at),
-                             "cmaq_fallback": last_ok.fallback} if last_ok else None,  # fmt: skip
+            "tomorrow": {
+                "date": tomorrow.isoformat(),
+                "state": tomorrow_state,
+                "published": t_pub is not None,
+                "deadline": deadline.isoformat(),
+                "late": late,
+                "failed": bool(t_runs) and t_runs[-1].status == RunStatus.FAILED,
+                "error": t_runs[-1].error if t_runs else None,
+            },
+            "last_success": {
+                "date": last_ok.target_date.isoformat(),
+                "run_id": last_ok.id,
+                "published_at": _kst(last_ok.finished_at),
+                "cmaq_fallback": last_ok.fallback,
+            }
+            if last_ok
+            else None,
             "scheduler": heartbeat,
             "last_14_days": days,
         }
@@ -144,7 +173,7 @@ def status(state: StateDep) -> dict[str, Any]:
 @router.post("/runs/{date}", status_code=202, summary="Start or re-run a date (admin)")
 def start_run(
     date: str, state: StateDep, authorization: Annotated[str | None, Header()] = None
-) -> JSONResponse:  # fmt: skip
+) -> JSONResponse:
     """Queue a run of ``date``; the scheduler process picks it up at its next tick.
 
     Requires ``Authorization: Bearer <PM25_ADMIN_TOKEN>``.
@@ -152,8 +181,9 @@ def start_run(
     token = state.settings.admin_token.get_secret_value()
     given = (authorization or "").removeprefix("Bearer ").strip()
     if not token or not hmac.compare_digest(given.encode(), token.encode()):
-        raise Problem(401, "Unauthorized", "a valid admin token is required (Authorization: "
-                      "Bearer ...)")  # fmt: skip
+        raise Problem(
+            401, "Unauthorized", "a valid admin token is required (Authorization: Bearer ...)"
+        )
     day = parse_date(date, state)
     with transaction(state.sessions) as s:
         runs = repo.runs_for_date(s, day)
@@ -163,8 +193,12 @@ def start_run(
             run = repo.new_run(s, day, "api")
             run.status = RunStatus.PENDING
             run.started_at = None
-        body = {"run_id": run.id, "target_date": day.isoformat(), "status": run.status.value,
-                "message": "queued: the scheduler runs it at its next tick"}  # fmt: skip
+        body = {
+            "run_id": run.id,
+            "target_date": day.isoformat(),
+            "status": run.status.value,
+            "message": "queued: the scheduler runs it at its next tick",
+        }
     return JSONResponse(body, status_code=202, headers={"Location": f"/v1/runs/{day}"})
 
 

@@ -111,9 +111,11 @@ def select_point(grid: Grid, lat: float, lon: float, method: str = "bilinear") -
     r0, c0 = min(int(fr), nrows - 2), min(int(fc), ncols - 2)
     wy, wx = fr - r0, fc - c0
     weights = (
-        (r0, c0, (1 - wy) * (1 - wx)), (r0, c0 + 1, (1 - wy) * wx),
-        (r0 + 1, c0, wy * (1 - wx)), (r0 + 1, c0 + 1, wy * wx),
-    )  # fmt: skip
+        (r0, c0, (1 - wy) * (1 - wx)),
+        (r0, c0 + 1, (1 - wy) * wx),
+        (r0 + 1, c0, wy * (1 - wx)),
+        (r0 + 1, c0 + 1, wy * wx),
+    )
     cells = tuple(mk(r, c, round(w, 6)) for r, c, w in weights if w > 1e-9)
     return PointSelection(lat, lon, method, cells, nearest, dist)
 

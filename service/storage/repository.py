@@ -143,6 +143,12 @@ def list_runs(
     return list(rows), total
 
 
+def pending_dates(session: Session) -> list[dt.date]:
+    """Dates whose newest attempt was queued (by the API) and not yet started."""
+    rows = session.scalars(select(Run).where(Run.status == RunStatus.PENDING))
+    return sorted({r.target_date for r in rows})
+
+
 def beat(session: Session, component: str, info: dict[str, Any]) -> None:
     """Record that ``component`` is alive."""
     row = session.get(Heartbeat, component)

@@ -266,7 +266,7 @@ class World:
             )
         # The strong episode of 8-10 January (KST), every year.
         jan8 = hours_since_epoch(dt.datetime(year, 1, 7, 15, tzinfo=UTC))
-        out.append(Episode(jan8 - 6.0, 84.0, 200.0))
+        out.append(Episode(jan8, 60.0, 210.0))
         return out
 
     def inflow(self, when: dt.datetime, errors: Errors = TRUTH) -> tuple[float, float, float]:
@@ -490,11 +490,11 @@ def random_errors(seed: int, day: dt.date, shape: tuple[int, int]) -> Errors:
     rng = np.random.default_rng([seed, day.toordinal(), 23])
     return replace(
         systematic_errors(),
-        time_shift_h=float(rng.normal(0.0, 4.0)),
+        time_shift_h=float(rng.normal(0.0, 5.0)),
         shift_km=(float(rng.normal(0.0, 70.0)), float(rng.normal(0.0, 70.0))),
-        wind_scale=float(np.clip(rng.normal(0.95, 0.2), 0.5, 1.5)),
+        wind_scale=float(np.clip(rng.normal(0.95, 0.25), 0.5, 1.5)),
         emission_scale=float(rng.lognormal(-0.08, 0.4)),
-        emission_field=_smooth_noise(rng, shape, 0.6, 3.0),
+        emission_field=_smooth_noise(rng, shape, 0.8, 3.0),
         inflow_scale=float(rng.lognormal(-0.03, 0.25)),
         inflow_shift_h=float(rng.normal(0.0, 3.0)),
         rain_scale=float(rng.lognormal(0.0, 0.7)),
