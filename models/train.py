@@ -58,7 +58,10 @@ def _distribute() -> None:
 
     if keras.backend.backend() != "jax":
         return
-    devices = keras.distribution.list_devices("gpu")
+    try:
+        devices = keras.distribution.list_devices("gpu")
+    except RuntimeError:  # no GPU platform at all
+        return
     if len(devices) > 1:
         keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
         log.info("data-parallel training over %d GPUs", len(devices))

@@ -93,7 +93,16 @@ def main() -> None:
         for line in pool.imap_unordered(_train_case, jobs):
             print(line, flush=True)
     print(f"training done at {time.time() - t0:.0f} s", flush=True)
+    try:
+        evaluate_test(args, cases)
+    except Exception:  # the trained models are already saved; report and keep them
+        import traceback
 
+        traceback.print_exc()
+    print(f"all done at {time.time() - t0:.0f} s", flush=True)
+
+
+def evaluate_test(args: argparse.Namespace, cases: list[int]) -> None:
     import numpy as np
 
     from models.artifact import LoadedModel
@@ -119,7 +128,6 @@ def main() -> None:
             f"rmse {m['rmse_mean']:.2f} (cmaq {metrics['cmaq']['rmse_mean']:.2f}) "
             f"reduction {m['rmse_reduction_percent']:.1f}% min {m['distribution']['min']:.3g}",
         )
-    print(f"all done at {time.time() - t0:.0f} s", flush=True)
 
 
 if __name__ == "__main__":

@@ -48,7 +48,7 @@ def overpredict_peaks(cmaq: dict[str, F]) -> None:
     """Chemistry models over-predict peaks: high PM2.5 comes out up to 30% high, while a small
     offset keeps clean air nearly unbiased. PM10 follows."""
     pm25 = cmaq["pm25"]
-    boosted = np.maximum(pm25 * (1.0 + 0.3 * np.tanh(pm25 / 60.0)) - 1.0, 0.05 * pm25)
+    boosted = np.maximum(pm25 * (1.0 + 0.5 * np.tanh(pm25 / 60.0)) - 1.6, 0.05 * pm25)
     if "pm10" in cmaq:
         cmaq["pm10"] = cmaq["pm10"] + (boosted - pm25)
     cmaq["pm25"] = boosted

@@ -344,37 +344,43 @@ def write_report(
         "![maps](maps.png)",
         "![CMAQ RMSE by hour](cmaq_rmse_by_hour.png)",
         "",
-        ERRORS_DOC,
+        errors_doc(),
     ]
     path = out / "REPORT.md"
     path.write_text("\n".join(lines), encoding="utf-8")
     return path, ok
 
 
-ERRORS_DOC = """## What CMAQ gets wrong in the twin, and what can be learned
+def errors_doc() -> str:
+    """What CMAQ gets wrong in the twin, from the parameters the world actually uses."""
+    from service.twin.world import RANDOM_SPREAD, systematic_errors
+
+    b = systematic_errors()
+    spread = "\n".join(f"- {name}: {value:g}" for name, value in RANDOM_SPREAD.items())
+    return f"""## What CMAQ gets wrong in the twin, and what can be learned
 
 The "CMAQ forecast" is the same world model run continuously on its own (it never sees
 observations, as an operational CMAQ restarts from its previous forecast), driven by the
-forecast weather that is also written to the WRF files. Its errors against the analysis come
-from two kinds of cause (`service/twin/world.py`, `random_errors` and `systematic_errors`):
+forecast weather that is also written to the WRF files. Its errors against the analysis have
+two kinds of cause (`service/twin/world.py`: `systematic_errors`, `random_errors`).
 
-**Systematic, visible in the inputs (learnable):**
-- urban emissions over-estimated by 35% (error grows with population: place-dependent);
+**Systematic, visible in the model's own inputs (learnable):**
+- urban emissions x{b.city_emission_bias:g} (the error grows with population: it depends on place,
+  and shows in CO and NO2);
 - industrial emissions (Pohang, Ulsan, Yeosu/Gwangyang, the west-coast power plants)
-  under-estimated by 30% (visible through SO2);
-- secondary PM2.5 formed 50% too fast in humid air (humidity is an input);
-- wet removal 1.8 times too weak (precipitation is an input);
-- night-time boundary layer 15% too shallow (hour of day, wind);
-- peaks over-predicted by up to 30% (a convex function of CMAQ's own PM2.5).
+  x{b.industry_emission_bias:g} (visible through SO2);
+- secondary PM2.5 formed x{b.humid_secondary_bias:g} as fast in humid air (humidity is an input);
+- wet removal {b.washout_bias:g} times too weak (precipitation is an input);
+- night-time boundary layer x{b.pbl_bias:g} as deep (hour of day, wind speed);
+- peaks over-predicted by up to 50% and clean air 1.6 ug/m3 low (a function of CMAQ's own
+  PM2.5, `overpredict_peaks` in `service/twin/archive.py`).
 
 **Random, drawn afresh each day (noise to a model that sees only the forecast):**
-- weather timing errors (about 4 h) and synoptic position errors (about 70 km);
-- wind speed errors (about 20%), rain amount errors (a factor of about 2);
-- day-to-day emission errors (30%) and a smooth map of local emission errors (45%);
-- transboundary inflow errors: amplitude (a factor of about 2) and timing (about 9 h).
+{spread}
 
-The analysis is built as the real product is: a CMAQ-style background (the same model
-driven by the true weather, with its systematic biases) corrected toward observations at the
-657 AirKorea stations (truth plus 8% and 1 ug/m3 noise, 4% missing) with Cressman weights of
-radius 28 km. Far from stations (over the sea, the edges) the analysis is the background.
+The analysis is made as the real product is: a CMAQ-style background (the same model driven
+by the true weather, with its systematic biases) corrected toward observations at the 657
+AirKorea stations (truth plus 8% and 1 ug/m3 noise, 4% missing) with Cressman weights of
+radius 28 km. Far from stations (the sea, the edges) the analysis is that background, so
+there only the random part of CMAQ's error remains.
 """

@@ -477,27 +477,42 @@ class World:
 def systematic_errors() -> Errors:
     """The forecast model's fixed biases: the learnable part of its error."""
     return Errors(
-        city_emission_bias=1.35,
-        industry_emission_bias=0.7,
-        humid_secondary_bias=1.5,
+        city_emission_bias=1.6,
+        industry_emission_bias=0.55,
+        humid_secondary_bias=1.7,
         washout_bias=1.8,
-        pbl_bias=0.85,
+        pbl_bias=0.75,
     )
+
+
+#: Spread of the forecast's day-to-day random errors (standard deviations; "log" ones are of
+#: the logarithm of a multiplicative factor).
+RANDOM_SPREAD = {
+    "weather timing (h)": 5.0,
+    "synoptic position (km)": 70.0,
+    "wind speed (fraction)": 0.25,
+    "emissions, whole domain (log)": 0.5,
+    "emissions, smooth local map (log)": 1.0,
+    "transboundary inflow amplitude (log)": 0.25,
+    "transboundary inflow timing (h)": 3.0,
+    "rain amount (log)": 0.7,
+}
 
 
 def random_errors(seed: int, day: dt.date, shape: tuple[int, int]) -> Errors:
     """The CMAQ forecast's errors for a target day: random parts drawn per day, biases fixed."""
     rng = np.random.default_rng([seed, day.toordinal(), 23])
+    sd = list(RANDOM_SPREAD.values())
     return replace(
         systematic_errors(),
-        time_shift_h=float(rng.normal(0.0, 5.0)),
-        shift_km=(float(rng.normal(0.0, 70.0)), float(rng.normal(0.0, 70.0))),
-        wind_scale=float(np.clip(rng.normal(0.95, 0.25), 0.5, 1.5)),
-        emission_scale=float(rng.lognormal(-0.08, 0.4)),
-        emission_field=_smooth_noise(rng, shape, 0.8, 3.0),
-        inflow_scale=float(rng.lognormal(-0.03, 0.25)),
-        inflow_shift_h=float(rng.normal(0.0, 3.0)),
-        rain_scale=float(rng.lognormal(0.0, 0.7)),
+        time_shift_h=float(rng.normal(0.0, sd[0])),
+        shift_km=(float(rng.normal(0.0, sd[1])), float(rng.normal(0.0, sd[1]))),
+        wind_scale=float(np.clip(rng.normal(0.95, sd[2]), 0.5, 1.5)),
+        emission_scale=float(rng.lognormal(-sd[3] ** 2 / 2, sd[3])),
+        emission_field=_smooth_noise(rng, shape, sd[4], 3.0),
+        inflow_scale=float(rng.lognormal(-sd[5] ** 2 / 2, sd[5])),
+        inflow_shift_h=float(rng.normal(0.0, sd[6])),
+        rain_scale=float(rng.lognormal(0.0, sd[7])),
     )
 
 
