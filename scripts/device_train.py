@@ -10,14 +10,19 @@ trains in its own process on the same GPU.
 
 from __future__ import annotations
 
-import argparse
-import datetime as dt
-import json
-import multiprocessing as mp
 import os
-import sys
-import time
-from pathlib import Path
+
+# One BLAS thread per process: the archive and dataset steps run one process per core.
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import argparse  # noqa: E402
+import datetime as dt  # noqa: E402
+import json  # noqa: E402
+import multiprocessing as mp  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -81,6 +86,11 @@ def main() -> None:
     build_dataset(archive, first, train_end, args.work / "train", progress=False)
     build_dataset(archive, test_start, test_end, args.work / "test", progress=False)
     print(f"datasets in {time.time() - t1:.0f} s", flush=True)
+    for name in ("train", "test"):
+        meta = json.loads((args.work / name / "dates.json").read_text())
+        for day, why in list(meta.get("skipped", {}).items())[:20]:
+            print(f"skipped {name} {day}: {why}", flush=True)
+        print(f"{name}: {len(meta['kept'])} days kept, {len(meta['skipped'])} skipped", flush=True)
     minutes = max(0.5, (args.deadline - (time.time() - t0) - 75.0) / 60.0)
     print(f"training for at most {minutes:.1f} min", flush=True)
     cases = [int(c) for c in args.cases.split(",")]

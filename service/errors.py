@@ -42,6 +42,10 @@ class InputFileError(Exception):
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")
 
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:
+        # Picklable, so that errors raised in worker processes reach the parent intact.
+        return (type(self), (self.path, self.problem))
+
 
 class MissingInputError(InputFileError):
     """No file matches a path template, or a given path does not exist."""

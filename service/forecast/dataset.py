@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -18,9 +19,13 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from service.errors import InputFileError
 from service.features import FEATURE_NAMES, HOURS
 from service.forecast.tensor import assemble_inputs, load_truth
 from service.settings import GridSpec, Settings
+
+log = logging.getLogger(__name__)
+F32 = npt.NDArray[np.float32]
 
 
 @dataclass
@@ -40,14 +45,16 @@ class Dataset:
         return Dataset(self.x[sl], self.y[sl], self.dates[sl])
 
 
-def _read_day(
-    args: tuple[str, str, GridSpec],
-) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+def _read_day(args: tuple[str, str, GridSpec]) -> tuple[F32, F32] | str:
+    """One day's input tensor and truth, or the reader's message if the day is unusable."""
     archive, day, grid = args
     settings = Settings(inbox=Path(archive), grid=grid)
     date = dt.date.fromisoformat(day)
-    x = assemble_inputs(date, settings).tensor
-    y = load_truth(date, settings).data["pm25"].values.astype(np.float32)
+    try:
+        x = assemble_inputs(date, settings).tensor
+        y = load_truth(date, settings).data["pm25"].values.astype(np.float32)
+    except InputFileError as exc:
+        return str(exc)
     return x, y
 
 
@@ -77,8 +84,10 @@ def build_dataset(
         "archive": str(Path(archive).resolve()),
     }
     meta_path = cache / "dates.json"
-    if meta_path.is_file() and json.loads(meta_path.read_text()) == meta:
-        return open_dataset(cache)
+    if meta_path.is_file():
+        old = json.loads(meta_path.read_text())
+        if all(old.get(k) == v for k, v in meta.items()):
+            return open_dataset(cache)
     cache.mkdir(parents=True, exist_ok=True)
     meta_path.unlink(missing_ok=True)
     shape = (len(days), HOURS, grid.nrows, grid.ncols)
@@ -88,16 +97,24 @@ def build_dataset(
     from tqdm import tqdm
 
     workers = min(workers or os.cpu_count() or 1, len(jobs))
+    skipped: dict[str, str] = {}
+    kept = 0
     with ProcessPoolExecutor(workers) as pool:
         results = pool.map(_read_day, jobs, chunksize=4)
-        for k, (xd, yd) in enumerate(
-            tqdm(results, total=len(jobs), desc="dataset", disable=not progress)
-        ):
-            x[k] = xd
-            y[k] = yd
+        bar = tqdm(zip(days, results, strict=True), total=len(jobs), desc="dataset",
+                   disable=not progress)  # fmt: skip
+        for day, result in bar:
+            if isinstance(result, str):
+                skipped[day.isoformat()] = result
+                log.warning("skipping %s: %s", day, result)
+                continue
+            x[kept], y[kept] = result
+            kept += 1
     x.flush()
     y.flush()
     del x, y
+    meta["kept"] = [d.isoformat() for d in days if d.isoformat() not in skipped]
+    meta["skipped"] = skipped
     meta_path.write_text(json.dumps(meta), encoding="utf-8")
     return open_dataset(cache)
 
@@ -106,6 +123,7 @@ def open_dataset(cache: str | Path) -> Dataset:
     """Open a complete cache written by :func:`build_dataset`."""
     cache = Path(cache)
     meta = json.loads((cache / "dates.json").read_text())
-    x = np.load(cache / "X.npy", mmap_mode="r")
-    y = np.load(cache / "Y.npy", mmap_mode="r")
-    return Dataset(x, y, [dt.date.fromisoformat(d) for d in meta["dates"]])
+    kept = meta.get("kept", meta["dates"])
+    x = np.load(cache / "X.npy", mmap_mode="r")[: len(kept)]
+    y = np.load(cache / "Y.npy", mmap_mode="r")[: len(kept)]
+    return Dataset(x, y, [dt.date.fromisoformat(d) for d in kept])

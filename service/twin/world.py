@@ -508,9 +508,9 @@ def random_errors(seed: int, day: dt.date, shape: tuple[int, int]) -> Errors:
         time_shift_h=float(rng.normal(0.0, sd[0])),
         shift_km=(float(rng.normal(0.0, sd[1])), float(rng.normal(0.0, sd[1]))),
         wind_scale=float(np.clip(rng.normal(0.95, sd[2]), 0.5, 1.5)),
-        emission_scale=float(rng.lognormal(-sd[3] ** 2 / 2, sd[3])),
+        emission_scale=float(rng.lognormal(-(sd[3] ** 2) / 2, sd[3])),
         emission_field=_smooth_noise(rng, shape, sd[4], 3.0),
-        inflow_scale=float(rng.lognormal(-sd[5] ** 2 / 2, sd[5])),
+        inflow_scale=float(rng.lognormal(-(sd[5] ** 2) / 2, sd[5])),
         inflow_shift_h=float(rng.normal(0.0, sd[6])),
         rain_scale=float(rng.lognormal(0.0, sd[7])),
     )
