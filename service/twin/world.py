@@ -522,4 +522,6 @@ def _smooth_noise(
     """A smooth lognormal multiplicative field with log-standard deviation ``sigma``."""
     field = gaussian_filter(rng.normal(0.0, 1.0, shape), cells)
     noise = np.exp(field * sigma / max(float(field.std()), 1e-9))
+    # Bounded: a forecast may be off by a factor of four somewhere, not by a factor of twenty.
+    noise = np.clip(noise / noise.mean(), 0.25, 4.0)
     return noise / noise.mean()
