@@ -149,3 +149,20 @@ def test_missing_card_is_refused(tiny_artifact: tuple[Path, Path], tmp_path: Pat
     (tmp_path / "model.keras").write_bytes(path.read_bytes())
     with pytest.raises(ModelArtifactError, match="model card not found"):
         LoadedModel(tmp_path / "model.keras")
+
+
+def test_the_shipped_case3_loads_and_forecasts_a_day(tmp_path: Path) -> None:
+    """A fresh clone forecasts without training: the artifact matches its card."""
+    from service.forecast.tensor import assemble_inputs
+    from service.jobs import load_forecaster
+    from service.settings import Settings
+
+    settings = Settings()
+    card = json.loads((settings.model_path.parent / "card.json").read_text())
+    assert card["case"] == 3 and card["synthetic"] is True and card["training"]["filters"] == 36
+    assert card["metrics"]["rmse_reduction_percent"] >= 15.0
+    model = load_forecaster(str(settings.model_path), 68, 59)
+    write_sample_day(tmp_path, dt.date(2024, 1, 9), GridSpec())
+    out = model.predict(assemble_inputs(dt.date(2024, 1, 9), Settings(inbox=tmp_path)).tensor)
+    assert out.shape == (24, 68, 59) and np.isfinite(out).all() and out.min() >= 0.0
+    assert 0.5 < float(out.mean()) < 200.0
