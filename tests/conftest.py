@@ -50,9 +50,8 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
-@pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A real Case 3 artifact, trained for one epoch on two sample days with 2 filters."""
+def train_tiny(root: Path, n_days: int, epochs: int, validation_split: float = 0.2) -> Path:
+    """Train a real Case 3 artifact (2 filters) on ``n_days`` sample days; return its path."""
     import os
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -60,24 +59,40 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from service.forecast.dataset import build_dataset
     from service.forecast.training import train_on_dataset
 
-    root = tmp_path_factory.mktemp("tiny_model")
-    days = [dt.date(2024, 1, 9), dt.date(2024, 1, 10)]
+    days = [dt.date(2024, 1, 9) + dt.timedelta(days=k) for k in range(n_days)]
     for k, day in enumerate(days):
         write_sample_day(root / "archive", day, GridSpec(), seed=k)
-    data = build_dataset(
-        root / "archive", days[0], days[-1], root / "cache", workers=1, progress=False
-    )
-    config = TrainConfig(case=3, epochs=1, filters=2, batch_size=2, verbose=0, validation_split=0.5)
-    train_on_dataset(
-        data,
-        3,
-        root / "model",
-        config=config,
-        grid=GridSpec(),
-        synthetic=True,
-        archive=root / "archive",
-    )
+    data = build_dataset(root / "archive", days[0], days[-1], root / "cache", workers=1,
+                         progress=False)  # fmt: skip
+    config = TrainConfig(case=3, epochs=epochs, filters=2, batch_size=2, verbose=0,
+                         validation_split=validation_split)  # fmt: skip
+    train_on_dataset(data, 3, root / "model", config=config, grid=GridSpec(), synthetic=True,
+                     archive=root / "archive")  # fmt: skip
     return root / "model" / "model.keras"
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real Case 3 artifact, trained for one epoch on two sample days with 2 filters."""
+    return train_tiny(tmp_path_factory.mktemp("tiny_model"), 2, 1, validation_split=0.5)
+
+
+def published_database(root: Path, model: Path, token: str) -> Settings:
+    """A migrated SQLite database holding one published forecast for ``DAY``."""
+    from service.jobs import run_daily_forecast
+    from service.storage.db import make_engine, session_factory
+    from service.storage.migrate import upgrade
+
+    write_sample_day(root / "inbox", DAY, GridSpec())
+    url = f"sqlite:///{root}/pm25.sqlite"
+    upgrade(url)
+    settings = Settings(inbox=root / "inbox", database_url=url, model_path=model,
+                        input_settle_seconds=0, admin_token=token)  # fmt: skip
+    engine = make_engine(url)
+    out = run_daily_forecast(DAY, settings=settings, sessions=session_factory(engine))
+    engine.dispose()
+    assert out.status.value == "succeeded", out.message
+    return settings
 
 
 def _reset_postgres(url: str) -> None:

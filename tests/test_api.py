@@ -15,37 +15,18 @@ from fastapi.testclient import TestClient
 
 from service.api.app import create_app
 from service.api.selection import alert_hours, grade
-from service.jobs import run_daily_forecast
-from service.settings import GridSpec, Settings
-from service.storage.db import make_engine, session_factory
-from service.twin.sample import write_sample_day
+from service.settings import Settings
 
-from .conftest import DAY
+from .conftest import published_database
 
 TOKEN = "test-admin-token-0123456789"
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path):  # type: ignore[no-untyped-def]
-    from service.storage.migrate import upgrade
-
-    root = tmp_path_factory.mktemp("api")
-    write_sample_day(root / "inbox", DAY, GridSpec())
-    url = f"sqlite:///{root}/api.sqlite"
-    upgrade(url)
-    settings = Settings(
-        inbox=root / "inbox",
-        database_url=url,
-        model_path=tiny_model,
-        input_settle_seconds=0,
-        admin_token=TOKEN,
-    )
-    engine = make_engine(url)
-    out = run_daily_forecast(DAY, settings=settings, sessions=session_factory(engine))
-    engine.dispose()
-    assert out.status.value == "succeeded"
+    settings = published_database(tmp_path_factory.mktemp("api"), tiny_model, TOKEN)
     with TestClient(create_app(settings)) as client:
-        yield client, settings, out.run_id
+        yield client, settings, 1
 
 
 def test_grid_json_names_its_run_and_grid(served) -> None:  # type: ignore[no-untyped-def]

@@ -12,38 +12,16 @@ from pathlib import Path
 import httpx
 import pytest
 
-from service.jobs import run_daily_forecast
-from service.settings import GridSpec, Settings
-from service.storage.db import make_engine, session_factory
-from service.twin.sample import write_sample_day
+from service.settings import Settings
 
-from .conftest import DAY
+from .conftest import published_database
 
 TOKEN = "contract-admin-token-0123456789"
 
 
 @pytest.fixture(scope="module")
 def database(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> Settings:
-    from service.storage.migrate import upgrade
-
-    root = tmp_path_factory.mktemp("contract")
-    write_sample_day(root / "inbox", DAY, GridSpec())
-    url = f"sqlite:///{root}/contract.sqlite"
-    upgrade(url)
-    settings = Settings(
-        inbox=root / "inbox",
-        database_url=url,
-        model_path=tiny_model,
-        input_settle_seconds=0,
-        admin_token=TOKEN,
-    )
-    engine = make_engine(url)
-    assert (
-        run_daily_forecast(DAY, settings=settings, sessions=session_factory(engine)).status.value
-        == "succeeded"
-    )
-    engine.dispose()
-    return settings
+    return published_database(tmp_path_factory.mktemp("contract"), tiny_model, TOKEN)
 
 
 def _free_port() -> int:

@@ -16,12 +16,11 @@ from models.artifact import LoadedModel, ModelArtifactError
 from models.convlstm import build_model
 from models.metrics import rmse_by_hour, spatial_rmse_by_hour
 from models.scaling import MinMax
-from models.train import TrainConfig
 from service.features import FEATURE_NAMES
-from service.forecast.dataset import build_dataset
-from service.forecast.training import train_on_dataset
 from service.settings import GridSpec
 from service.twin.sample import write_sample_day
+
+from .conftest import train_tiny
 
 PAPER_ACTIVATIONS = {
     1: ("tanh", "tanh"),
@@ -84,23 +83,7 @@ def test_metrics_follow_the_papers_definitions() -> None:
 @pytest.fixture(scope="module")
 def tiny_artifact(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("train")
-    days = [dt.date(2024, 1, 9) + dt.timedelta(days=k) for k in range(4)]
-    for k, day in enumerate(days):
-        write_sample_day(root / "archive", day, GridSpec(), seed=k)
-    data = build_dataset(
-        root / "archive", days[0], days[-1], root / "cache", workers=1, progress=False
-    )
-    config = TrainConfig(case=3, epochs=2, filters=2, batch_size=2, verbose=0)
-    train_on_dataset(
-        data,
-        3,
-        root / "model",
-        config=config,
-        grid=GridSpec(),
-        synthetic=True,
-        archive=root / "archive",
-    )
-    return root / "model" / "model.keras", root
+    return train_tiny(root, 4, 2), root
 
 
 def test_tiny_training_run_writes_a_self_describing_artifact(
