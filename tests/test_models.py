@@ -149,3 +149,31 @@ def test_the_shipped_case3_loads_and_forecasts_a_day(tmp_path: Path) -> None:
     out = model.predict(assemble_inputs(dt.date(2024, 1, 9), Settings(inbox=tmp_path)).tensor)
     assert out.shape == (24, 68, 59) and np.isfinite(out).all() and out.min() >= 0.0
     assert 0.5 < float(out.mean()) < 200.0
+
+
+def test_cli_train_and_evaluate_on_an_archive(tmp_path: Path) -> None:
+    """`pm25 train` and `pm25 evaluate` end to end on a five-day archive with a tiny model."""
+    from click.testing import CliRunner
+
+    from service.cli import main
+
+    days = [dt.date(2024, 1, 6) + dt.timedelta(days=k) for k in range(5)]
+    for k, day in enumerate(days):
+        write_sample_day(tmp_path / "archive", day, GridSpec(), seed=k)
+    runner = CliRunner()
+    trained = runner.invoke(main, [
+        "train", "--archive", str(tmp_path / "archive"), "--case", "1", "--start", "2024-01-06",
+        "--end", "2024-01-10", "--out", str(tmp_path / "m"), "--epochs", "1", "--filters", "2",
+    ])  # fmt: skip
+    assert trained.exit_code == 0, trained.output
+    assert "saved" in trained.output and (tmp_path / "m" / "card.json").is_file()
+    scored = runner.invoke(main, [
+        "evaluate", "--archive", str(tmp_path / "archive"), "--model", str(tmp_path / "m" / "model.keras"),
+        "--start", "2024-01-06", "--end", "2024-01-10", "--out", str(tmp_path / "report"),
+    ])  # fmt: skip
+    assert scored.exit_code == 0, scored.output
+    report = (tmp_path / "report" / "REPORT.md").read_text()
+    assert "Table 3" in report and "case1" in report and "raw CMAQ" in report
+    metrics = json.loads((tmp_path / "report" / "metrics.json").read_text())
+    assert len(metrics["models"]["case1"]["rmse_by_hour"]) == 24 and metrics["days"] == 5
+    assert (tmp_path / "report" / "maps_jan8_9.png").is_file()
