@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from service.errors import InputFileError
 from service.grid import Grid
 from service.ingest import read_analysis, read_cmaq
 from service.settings import GridSpec
@@ -84,10 +85,16 @@ def collect(archive: Path, start: dt.date, end: dt.date, service: GridSpec) -> d
     days = 0
     jan9: dict[int, tuple[F, F]] = {}
     day = start
+    skipped: dict[str, str] = {}
     while day <= end:
         tag = f"{day:%Y%m%d}"
-        analysis = read_analysis(sorted((archive / "analysis" / tag).glob("*.nc")), day, grid)
-        cmaq = read_cmaq(sorted((archive / "cmaq" / tag).glob("*.nc")), day, grid)
+        try:
+            analysis = read_analysis(sorted((archive / "analysis" / tag).glob("*.nc")), day, grid)
+            cmaq = read_cmaq(sorted((archive / "cmaq" / tag).glob("*.nc")), day, grid)
+        except InputFileError as exc:  # the readers reject it: count it, say why, go on
+            skipped[day.isoformat()] = str(exc)
+            day += dt.timedelta(days=1)
+            continue
         a = analysis.data["pm25"].values.astype(np.float64)
         c = cmaq.data["pm25"].values.astype(np.float64)
         y = years.setdefault(
@@ -128,6 +135,7 @@ def collect(archive: Path, start: dt.date, end: dt.date, service: GridSpec) -> d
         "mean_map": mean_map / max(days, 1),
         "jan9": jan9,
         "days": days,
+        "skipped": skipped,
     }
 
 
@@ -309,6 +317,13 @@ def write_report(
         "",
         f"**{'Every target is met.' if ok else 'Some targets are missed (marked MISSED).'}**",
         "",
+        *(
+            [f"{len(stats['skipped'])} day(s) were rejected by the readers and left out:", ""]  # type: ignore[arg-type]
+            + [f"- {d}: {why}" for d, why in stats["skipped"].items()]  # type: ignore[attr-defined]
+            + [""]
+            if stats["skipped"]
+            else []
+        ),
         "| target | measured | rule | |",
         "|---|---|---|---|",
         *[
