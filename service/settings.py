@@ -70,6 +70,7 @@ class Settings(BaseSettings):
     demo: bool = False
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    api_cache_seconds: float = 5.0
     log_level: str = "INFO"
 
 

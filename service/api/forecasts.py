@@ -5,13 +5,14 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import time
 from typing import Annotated, Any, Literal
 
 import numpy as np
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 
-from service.api.app import F32, AppState, Problem
+from service.api.app import F32, LRU, AppState, Problem
 from service.api.coast import load_coastline
 from service.api.render import to_netcdf, to_png
 from service.api.selection import OutsideGridError, select_point, summarize
@@ -21,6 +22,7 @@ from service.storage.tables import Run, RunStatus
 router = APIRouter(prefix="/v1", tags=["forecasts"])
 KST = dt.timezone(dt.timedelta(hours=9))
 CACHE_CONTROL = "public, max-age=300"
+_META = LRU(256)
 MAX_POINTS = 500
 
 
@@ -51,7 +53,14 @@ def parse_date(text: str, state: AppState) -> dt.date:
 
 
 def run_meta(run: Run) -> dict[str, Any]:
-    """What every forecast response says about the run that produced it."""
+    """What every forecast response says about the run that produced it (cached per run)."""
+    cached = _META.get(run.id)
+    if cached is not None:
+        return cached
+    return _META.put(run.id, _run_meta(run))
+
+
+def _run_meta(run: Run) -> dict[str, Any]:
     model = run.model
     return {
         "run_id": run.id,
@@ -72,7 +81,21 @@ def run_meta(run: Run) -> dict[str, Any]:
 
 
 def published(state: AppState, date: dt.date) -> tuple[Run, F32]:
-    """The published run and field of a date, or a 404 that says what exists."""
+    """The published run and field of a date, or a 404 that says what exists.
+
+    Answers are kept for ``api_cache_seconds`` (a re-run shows up at most that late), so
+    a burst of lookups costs one database query, not one each.
+    """
+    now = time.monotonic()
+    hit = state.publications.get(date)
+    if hit is not None and hit[0] > now:
+        return hit[1], hit[2]
+    run, field = _published_from_db(state, date)
+    state.publications.put(date, (now + state.settings.api_cache_seconds, run, field))
+    return run, field
+
+
+def _published_from_db(state: AppState, date: dt.date) -> tuple[Run, F32]:
     with state.sessions() as s:
         run = repo.published_run(s, date)
         if run is None:
@@ -197,7 +220,10 @@ def point_body(
     ident: str | None = None,
 ) -> dict[str, Any]:
     try:
-        sel = select_point(state.grid, lat, lon, method)
+        key = (lat, lon, method)
+        sel = state.points.get(key)
+        if sel is None:
+            sel = state.points.put(key, select_point(state.grid, lat, lon, method))
     except OutsideGridError:
         lon_c, lat_c = state.grid.centre_lonlat
         raise Problem(
@@ -238,7 +264,7 @@ def point_body(
 
 
 @router.get("/forecasts/{date}/point", summary="24 hourly values at a coordinate")
-def get_point(
+async def get_point(
     date: str,
     request: Request,
     state: StateDep,
