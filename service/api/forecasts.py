@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from service.api.app import F32, LRU, AppState, Problem
@@ -95,6 +96,13 @@ def published(state: AppState, date: dt.date) -> tuple[Run, F32]:
     return run, field
 
 
+def forecast(date: str, state: AppState) -> tuple[dt.date, Run, F32]:
+    """Resolve a date parameter and fetch its published run and field."""
+    day = parse_date(date, state)
+    run, field = published(state, day)
+    return day, run, field
+
+
 def _published_from_db(state: AppState, date: dt.date) -> tuple[Run, F32]:
     with state.sessions() as s:
         run = repo.published_run(s, date)
@@ -158,8 +166,7 @@ def get_grid(
     format: Annotated[Literal["json", "netcdf", "png"], Query()] = "json",
 ) -> Response:
     """The PM2.5 field (ug/m3) of target date ``date``: JSON, CF netCDF or a PNG map."""
-    day = parse_date(date, state)
-    run, field = published(state, day)
+    day, run, field = forecast(date, state)
     if format == "png" and hour is None:
         raise Problem(422, "Hour required", "format=png draws one hour: add hour=0..23")
     etag = f'"run-{run.id}-{format}-{"all" if hour is None else hour}"'
@@ -178,8 +185,6 @@ def get_grid(
             "valid_times": [t.isoformat() for t in times],
             "values": np.round(field[hours], 2).tolist(),
         }
-        from fastapi.responses import JSONResponse
-
         return JSONResponse(body, headers=headers)
     key = (run.id, format, hour)
     data = state.files.get(key)
@@ -273,13 +278,10 @@ async def get_point(
     method: Annotated[Literal["bilinear", "nearest"], Query()] = "bilinear",
 ) -> Response:
     """Hourly PM2.5, daily mean, Korean grade and advisory hours at a latitude/longitude."""
-    day = parse_date(date, state)
-    run, field = published(state, day)
+    day, run, field = forecast(date, state)
     etag = f'"run-{run.id}-point-{lat}-{lon}-{method}"'
     if (cached := not_modified(request, etag)) is not None:
         return cached
-    from fastapi.responses import JSONResponse
-
     body = {"run": run_meta(run), **point_body(state, day, run, field, lat, lon, method)}
     return JSONResponse(body, headers={"ETag": etag, "Cache-Control": CACHE_CONTROL})
 
@@ -298,8 +300,7 @@ class PointsIn(BaseModel):
 @router.post("/forecasts/{date}/points", summary="Many coordinates at once")
 def post_points(date: str, body: PointsIn, state: StateDep) -> dict[str, Any]:
     """The point lookup for up to 500 coordinates; points outside the grid get an error entry."""
-    day = parse_date(date, state)
-    run, field = published(state, day)
+    day, run, field = forecast(date, state)
     results = []
     for p in body.points:
         try:
@@ -339,8 +340,7 @@ def get_stations_forecast(
     format: Annotated[Literal["json", "csv"], Query()] = "json",
 ) -> Response:
     """Every AirKorea station inside the grid: 24 values (bilinear), daily mean and grade."""
-    day = parse_date(date, state)
-    run, field = published(state, day)
+    day, run, field = forecast(date, state)
     etag = f'"run-{run.id}-stations-{format}"'
     if (cached := not_modified(request, etag)) is not None:
         return cached
@@ -375,8 +375,6 @@ def get_stations_forecast(
                 ]
             )
         return Response(buf.getvalue(), media_type="text/csv; charset=utf-8", headers=headers)
-    from fastapi.responses import JSONResponse
-
     body = {
         "run": run_meta(run),
         "valid_times": [t.isoformat() for t in valid_times(day)],
@@ -423,8 +421,7 @@ def get_station_forecast(
         raise Problem(404, "Unknown station", f"no station with code or name {code!r}")
     if state.station_cells.get(station.code or station.name) is None:
         raise Problem(422, "Outside the grid", f"station {code} lies outside the forecast grid")
-    day = parse_date(date, state)
-    run, field = published(state, day)
+    day, run, field = forecast(date, state)
     body = point_body(state, day, run, field, station.lat, station.lon, "bilinear")
     return {
         "run": run_meta(run),
