@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import io
 import os
 import subprocess
@@ -244,4 +243,3 @@ def test_the_api_never_imports_tensorflow(tmp_path: Path) -> None:
         cwd=Path(__file__).resolve().parents[1],
     )
     assert out.returncode == 0, out.stdout + out.stderr
-    _ = dt

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import shutil
-import time
 from pathlib import Path
 
 import numpy as np
@@ -187,4 +186,3 @@ def test_aware_datetimes_are_required(env) -> None:  # type: ignore[no-untyped-d
             )
         )
         s.flush()
-    _ = time

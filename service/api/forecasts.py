@@ -18,7 +18,7 @@ from service.api.coast import load_coastline
 from service.api.render import to_netcdf, to_png
 from service.api.selection import OutsideGridError, select_point, summarize
 from service.storage import repository as repo
-from service.storage.tables import Run, RunStatus
+from service.storage.tables import Run
 
 router = APIRouter(prefix="/v1", tags=["forecasts"])
 KST = dt.timezone(dt.timedelta(hours=9))
@@ -433,6 +433,3 @@ def get_station_forecast(
         },
         **body,
     }
-
-
-_ = RunStatus

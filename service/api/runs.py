@@ -11,7 +11,7 @@ from fastapi import APIRouter, Header, Query
 from fastapi.responses import JSONResponse
 
 from service.api.app import Problem
-from service.api.forecasts import KST, StateDep, parse_date
+from service.api.forecasts import StateDep, parse_date
 from service.storage import repository as repo
 from service.storage.db import transaction
 from service.storage.tables import Run, RunStatus
@@ -200,6 +200,3 @@ def start_run(
             "message": "queued: the scheduler runs it at its next tick",
         }
     return JSONResponse(body, status_code=202, headers={"Location": f"/v1/runs/{day}"})
-
-
-_ = KST
