@@ -138,7 +138,8 @@ def write_report(
     if maps:
         rows = list(maps)
         steps = list(range(0, maps[rows[0]].shape[0], 6))
-        vmax = float(max(m.max() for m in maps.values()))
+        # The truth sets the colour scale, so one wild model cannot wash the others out.
+        vmax = float(np.asarray(maps[rows[0]]).max())
         fig, axes = plt.subplots(
             len(rows), len(steps), figsize=(2.1 * len(steps), 2.3 * len(rows)), squeeze=False
         )
@@ -152,7 +153,7 @@ def write_report(
                     ax.set_title(f"Jan {8 + t // 24} {t % 24:02d} KST", fontsize=8)
                 if j == 0:
                     ax.set_ylabel(row, fontsize=8)
-        fig.colorbar(im, ax=axes, shrink=0.6, label="PM2.5 (ug/m3)")
+        fig.colorbar(im, ax=axes, shrink=0.6, label="PM2.5 (ug/m3)", extend="max")
         fig.savefig(out / "maps_jan8_9.png", dpi=90)
         plt.close(fig)
 
