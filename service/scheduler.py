@@ -126,9 +126,9 @@ class Scheduler:
         if not self._busy.acquire(blocking=False):
             return ["busy"]
         try:
-            self.heartbeat()
             if not self.leader:
                 self.leader = self.lock.try_acquire()
+                self.heartbeat()
                 if not self.leader:
                     return ["standby"]
                 log.info("this scheduler is the leader")
