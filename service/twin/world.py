@@ -176,6 +176,7 @@ class World:
             [-1, 1], (6, 2)
         )
         self._meso_phase = rng.uniform(0, 2 * np.pi, 6)
+        self._episodes: dict[int, tuple[Episode, ...]] = {}
 
     # -- static maps -------------------------------------------------------------------------
 
@@ -240,8 +241,16 @@ class World:
 
     # -- episodes ----------------------------------------------------------------------------
 
-    def episodes(self, year: int) -> list[Episode]:
-        """The transboundary and dust episodes of a year (the same for every run of a seed)."""
+    def episodes(self, year: int) -> tuple[Episode, ...]:
+        """The transboundary and dust episodes of a year (the same for every run of a seed).
+
+        Drawn once per year and kept: ``inflow`` asks for them several times every hour.
+        """
+        if year not in self._episodes:
+            self._episodes[year] = tuple(self._draw_episodes(year))
+        return self._episodes[year]
+
+    def _draw_episodes(self, year: int) -> list[Episode]:
         rng = np.random.default_rng([self.seed, year, 11])
         start_of_year = hours_since_epoch(dt.datetime(year, 1, 1, tzinfo=UTC))
         days = np.arange(365)
