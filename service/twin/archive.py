@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from service.grid import Grid
 from service.ingest.common import forecast_hours
 from service.settings import GridSpec
 from service.stations import load_stations
@@ -80,13 +81,10 @@ class Twin:
         self.style = style
         self.world = World(service, seed)
         self.parent = parent_spec(service)
-        grid = self.world.domain.grid
         stations = load_stations()
         lat = np.array([s.lat for s in stations])
         lon = np.array([s.lon for s in stations])
         # Station positions in the service grid, for observations and the Cressman spread.
-        from service.grid import Grid
-
         sgrid = Grid(service)
         self.station_xy = sgrid.lonlat_to_xy(lon, lat)
         rows, cols = sgrid.latlon_to_rowcol(lat, lon)
@@ -109,7 +107,6 @@ class Twin:
         self._world_cols = slice(WRF_MARGIN, WRF_MARGIN + self.parent.ncols)
         self._service_rows = slice(PARENT_ROW_MARGIN, PARENT_ROW_MARGIN + service.nrows)
         self._service_cols = slice(PARENT_COL_MARGIN, PARENT_COL_MARGIN + service.ncols)
-        _ = grid
 
     # -- simulation --------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ grid adds a further margin, as a WRF domain is larger than the CMAQ domain it dr
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import numpy.typing as npt
@@ -62,8 +63,9 @@ class WrfDomain:
 
     spec: GridSpec
 
-    @property
+    @cached_property
     def grid(self) -> Grid:
+        """The domain as a :class:`Grid`, built once so its projections are cached too."""
         return Grid(self.spec)
 
     def lat_lon(self) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
