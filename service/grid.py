@@ -135,16 +135,19 @@ class Grid:
 
     def contains(self, lat: float, lon: float) -> bool:
         """Whether a point lies inside the grid's outer edges."""
-        row, col = self.latlon_to_rowcol(lat, lon)
-        nrows, ncols = self.shape
-        return bool(-0.5 <= row < nrows - 0.5 and -0.5 <= col < ncols - 0.5)
+        return self.cell_of(lat, lon) is not None
 
     def cell_of(self, lat: float, lon: float) -> tuple[int, int] | None:
         """The ``(row, col)`` of the cell holding a point, or ``None`` outside the grid."""
-        if not self.contains(lat, lon):
+        return self.cell_at(*self.latlon_to_rowcol(lat, lon))
+
+    def cell_at(self, row: npt.ArrayLike, col: npt.ArrayLike) -> tuple[int, int] | None:
+        """The cell holding fractional ``(row, col)``, or ``None`` outside the grid."""
+        r, c = float(row), float(col)  # type: ignore[arg-type]
+        nrows, ncols = self.shape
+        if not (-0.5 <= r < nrows - 0.5 and -0.5 <= c < ncols - 0.5):
             return None
-        row, col = self.latlon_to_rowcol(lat, lon)
-        return int(np.floor(row + 0.5)), int(np.floor(col + 0.5))
+        return int(np.floor(r + 0.5)), int(np.floor(c + 0.5))
 
     def describe(self) -> dict[str, object]:
         """A plain description of the grid for metadata and API responses."""

@@ -92,7 +92,8 @@ def select_point(grid: Grid, lat: float, lon: float, method: str = "bilinear") -
     """
     if method not in ("bilinear", "nearest"):
         raise ValueError(f"method must be 'bilinear' or 'nearest', not {method!r}")
-    cell = grid.cell_of(lat, lon)
+    fr, fc = (float(v) for v in grid.latlon_to_rowcol(lat, lon))  # project once
+    cell = grid.cell_at(fr, fc)
     if cell is None:
         raise OutsideGridError(f"({lat}, {lon}) is outside the grid")
     lon_c, lat_c = grid.centre_lonlat
@@ -105,7 +106,6 @@ def select_point(grid: Grid, lat: float, lon: float, method: str = "bilinear") -
     dist = _distance_km(lat, lon, nearest.lat, nearest.lon)
     if method == "nearest":
         return PointSelection(lat, lon, method, (nearest,), nearest, dist)
-    fr, fc = (float(v) for v in grid.latlon_to_rowcol(lat, lon))
     fr = min(max(fr, 0.0), nrows - 1.0)
     fc = min(max(fc, 0.0), ncols - 1.0)
     r0, c0 = min(int(fr), nrows - 2), min(int(fc), ncols - 2)
