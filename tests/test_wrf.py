@@ -331,3 +331,11 @@ def test_a_sample_day_inbox_with_unrotated_winds_still_reads(tmp_path: Path, gri
     day = write_sample_day(tmp_path, DAY, GridSpec(), wrf_rotation=False)
     out = read_wrf(day.wrf, DAY, grid)
     assert float(out.data["wind_speed"].min()) > 0
+
+
+def test_an_unreadable_start_date_is_a_clear_error(tmp_path: Path, grid: Grid) -> None:
+    path = _write(tmp_path / "wrfout_start")
+    with netCDF4.Dataset(path, "a") as ds:
+        ds.SIMULATION_START_DATE = "yesterday"
+    with pytest.raises(TimeCoverageError, match=r"wrfout_start: SIMULATION_START_DATE 'yesterday'"):
+        read_wrf([path], DAY, grid)

@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -74,6 +75,8 @@ class WrfRecords:
         Cell-centre coordinates of the first record, ``(south_north, west_east)``.
     crs
         The WRF map projection.
+    init_times
+        ``SIMULATION_START_DATE`` (or ``START_DATE``) of each file, in the order given.
     variables
         ``(record, south_north, west_east)`` arrays of T2, Q2, PSFC, U10, V10, RAINC, RAINNC
         and, when present, SINALPHA, COSALPHA, I_RAINC, I_RAINNC.
@@ -86,6 +89,7 @@ class WrfRecords:
     xlong: F32
     crs: CRS
     variables: dict[str, F32] = field(default_factory=dict)
+    init_times: list[dt.datetime | None] = field(default_factory=list)
 
 
 def read_wrf_records(
@@ -109,7 +113,7 @@ def read_wrf_records(
         raise MissingInputError("wrf", "no wrfout files given")
     where: dict[dt.datetime, tuple[int, int]] = {}
     spans = []
-    per_file = []
+    init_times: list[dt.datetime | None] = []
     for fi, path in enumerate(paths):
         ds = open_dataset(path)
         try:
@@ -131,7 +135,7 @@ def read_wrf_records(
             )
             for k, t in enumerate(file_times):
                 where[t] = (fi, k)
-            per_file.append(file_times)
+            init_times.append(_start_time(ds, path))
         finally:
             ds.close()
     label = (
@@ -185,7 +189,20 @@ def read_wrf_records(
             raise BadValueError(
                 label, f"{name} has NaN or infinite values at {wanted[k]:%Y-%m-%d %H:%M} UTC"
             )
-    return WrfRecords(label, wanted, attrs, xlat, xlong, crs, out)
+    return WrfRecords(label, wanted, attrs, xlat, xlong, crs, out, init_times)
+
+
+def _start_time(ds: Any, path: str | Path) -> dt.datetime | None:
+    """The model run's start from the global attributes, or ``None`` if the file has none."""
+    start = ds.__dict__.get("SIMULATION_START_DATE") or ds.__dict__.get("START_DATE")
+    if not start:
+        return None
+    try:
+        return parse_wrf_time(str(start))
+    except ValueError:
+        raise TimeCoverageError(
+            path, f"SIMULATION_START_DATE {start!r} is not a WRF time"
+        ) from None
 
 
 def hourly_precipitation(records: WrfRecords) -> F32:
@@ -398,15 +415,9 @@ def read_wrf(paths: Sequence[str | Path], date: dt.date, grid: Grid) -> SourceFi
     hours = needed[1:]
     for f in WRF_FEATURES:
         validate_values(fields[f.name], f, records.path, hours)
-    files = []
-    for path in paths:
-        ds = open_dataset(path)
-        try:
-            start = ds.__dict__.get("SIMULATION_START_DATE") or ds.__dict__.get("START_DATE")
-        finally:
-            ds.close()
-        init = parse_wrf_time(str(start)) if start else None
-        files.append(file_record(path, "wrf", init))
+    files = [
+        file_record(path, "wrf", init) for path, init in zip(paths, records.init_times, strict=True)
+    ]
     return SourceFields(
         to_dataset(fields, hours, {f.name: f for f in WRF_FEATURES}, "wrf"), tuple(files)
     )
