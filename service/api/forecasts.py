@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 from service.api.app import F32, LRU, AppState, Problem
 from service.api.coast import load_coastline
 from service.api.render import to_netcdf, to_png
-from service.api.selection import OutsideGridError, select_point, summarize
+from service.api.selection import OutsideGridError, PointSelection, select_point, summarize
 from service.storage import repository as repo
 from service.storage.tables import Run
 
@@ -214,6 +214,15 @@ def get_grid(
     return Response(data, media_type=media, headers=headers)
 
 
+def selection(state: AppState, lat: float, lon: float, method: str) -> PointSelection:
+    """Where a point falls in the grid, remembered per coordinate (the projection is costly)."""
+    key = (lat, lon, method)
+    sel: PointSelection | None = state.points.get(key)
+    if sel is None:
+        sel = state.points.put(key, select_point(state.grid, lat, lon, method))
+    return sel
+
+
 def point_body(
     state: AppState,
     day: dt.date,
@@ -225,10 +234,7 @@ def point_body(
     ident: str | None = None,
 ) -> dict[str, Any]:
     try:
-        key = (lat, lon, method)
-        sel = state.points.get(key)
-        if sel is None:
-            sel = state.points.put(key, select_point(state.grid, lat, lon, method))
+        sel = selection(state, lat, lon, method)
     except OutsideGridError:
         lon_c, lat_c = state.grid.centre_lonlat
         raise Problem(
@@ -316,7 +322,7 @@ def station_rows(state: AppState, day: dt.date, field: F32) -> list[dict[str, An
         cell = state.station_cells.get(st.code or st.name)
         if cell is None:
             continue
-        sel = select_point(state.grid, st.lat, st.lon, "bilinear")
+        sel = selection(state, st.lat, st.lon, "bilinear")
         values = sel.values(field)
         rows.append(
             {
