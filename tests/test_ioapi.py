@@ -49,7 +49,8 @@ def test_written_header_has_ioapi_names_and_types(sample_day: SampleDay) -> None
         assert (ds.SDATE, ds.STIME) == (2024008, 150000)
         assert "SYNTHETIC" in ds.FILEDESC
         header = read_header(ds, sample_day.cmaq[0])
-    assert (header.ncols, header.nrows, header.xorig, header.yorig) == (67, 82, -180000, -585000)
+    g = header.grid
+    assert (g.ncols, g.nrows, g.xorig, g.yorig) == (67, 82, -180000, -585000)
     assert header.var_list == ("CO", "SO2", "O3", "NO2", "PM10", "PM2_5")
 
 

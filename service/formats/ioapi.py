@@ -28,10 +28,10 @@ _HEADER_FLOATS = ("P_ALP", "P_BET", "P_GAM", "XCENT", "YCENT", "XORIG", "YORIG",
 
 
 @dataclass(frozen=True)
-class IoapiHeader:
-    """The grid and time description of an I/O API file (its global attributes)."""
+class IoapiGrid:
+    """The grid part of an I/O API header (Lambert, GDTYP 2)."""
 
-    gdtyp: int
+    gdnam: str
     p_alp: float
     p_bet: float
     p_gam: float
@@ -43,11 +43,18 @@ class IoapiHeader:
     ycell: float
     ncols: int
     nrows: int
+
+
+@dataclass(frozen=True)
+class IoapiHeader:
+    """The grid and time description of an I/O API file (its global attributes)."""
+
+    gdtyp: int
+    grid: IoapiGrid
     nlays: int
     sdate: int
     stime: int
     tstep: int
-    gdnam: str
     var_list: tuple[str, ...]
 
 
@@ -77,8 +84,8 @@ def read_header(ds: netCDF4.Dataset, path: str | Path) -> IoapiHeader:
     def _f(n: str) -> float:
         return float(np.asarray(attrs[n]).ravel()[0])
 
-    return IoapiHeader(
-        gdtyp=_i("GDTYP"),
+    grid = IoapiGrid(
+        gdnam=_attr_str(ds, "GDNAM"),
         p_alp=_f("P_ALP"),
         p_bet=_f("P_BET"),
         p_gam=_f("P_GAM"),
@@ -90,11 +97,14 @@ def read_header(ds: netCDF4.Dataset, path: str | Path) -> IoapiHeader:
         ycell=_f("YCELL"),
         ncols=_i("NCOLS"),
         nrows=_i("NROWS"),
+    )
+    return IoapiHeader(
+        gdtyp=_i("GDTYP"),
+        grid=grid,
         nlays=_i("NLAYS"),
         sdate=_i("SDATE"),
         stime=_i("STIME"),
         tstep=_i("TSTEP"),
-        gdnam=_attr_str(ds, "GDNAM"),
         var_list=tuple(n for n in names if n),
     )
 
@@ -152,24 +162,6 @@ class IoapiVariable:
     data: npt.NDArray[np.floating]
     units: str
     description: str = ""
-
-
-@dataclass(frozen=True)
-class IoapiGrid:
-    """The grid part of an I/O API header (Lambert, GDTYP 2)."""
-
-    gdnam: str
-    p_alp: float
-    p_bet: float
-    p_gam: float
-    xcent: float
-    ycent: float
-    xorig: float
-    yorig: float
-    xcell: float
-    ycell: float
-    ncols: int
-    nrows: int
 
 
 def write_ioapi(

@@ -204,45 +204,46 @@ def ioapi_window(header: IoapiHeader, grid: Grid, path: str | Path) -> tuple[int
         Wrong projection, cell size, misaligned or too small a grid.
     """
     s = grid.spec
+    g = header.grid
     if header.gdtyp != LAMBERT:
         raise GridMismatchError(
             path, f"GDTYP is {header.gdtyp}, expected {LAMBERT} (Lambert conformal)"
         )
     expected = {"P_ALP": s.lat_1, "P_BET": s.lat_2, "XCENT": s.lon_0, "YCENT": s.lat_0}
     found = {
-        "P_ALP": header.p_alp,
-        "P_BET": header.p_bet,
-        "XCENT": header.xcent,
-        "YCENT": header.ycent,
+        "P_ALP": g.p_alp,
+        "P_BET": g.p_bet,
+        "XCENT": g.xcent,
+        "YCENT": g.ycent,
     }
     wrong = [
         f"{k}={found[k]:g} (expected {v:g})"
         for k, v in expected.items()
         if abs(found[k] - v) > 1e-6
     ]
-    if abs(header.p_gam - s.lon_0) > 1e-6:
-        wrong.append(f"P_GAM={header.p_gam:g} (expected {s.lon_0:g})")
+    if abs(g.p_gam - s.lon_0) > 1e-6:
+        wrong.append(f"P_GAM={g.p_gam:g} (expected {s.lon_0:g})")
     if wrong:
         raise GridMismatchError(
             path, "projection differs from the service grid: " + ", ".join(wrong)
         )
-    if abs(header.xcell - s.cell_m) > 1e-3 or abs(header.ycell - s.cell_m) > 1e-3:
+    if abs(g.xcell - s.cell_m) > 1e-3 or abs(g.ycell - s.cell_m) > 1e-3:
         raise GridMismatchError(
-            path, f"cell size {header.xcell:g} x {header.ycell:g} m, expected {s.cell_m:g} m"
+            path, f"cell size {g.xcell:g} x {g.ycell:g} m, expected {s.cell_m:g} m"
         )
-    col_off = (s.xorig_m - header.xorig) / s.cell_m
-    row_off = (s.yorig_m - header.yorig) / s.cell_m
+    col_off = (s.xorig_m - g.xorig) / s.cell_m
+    row_off = (s.yorig_m - g.yorig) / s.cell_m
     if abs(col_off - round(col_off)) > 1e-6 or abs(row_off - round(row_off)) > 1e-6:
         raise GridMismatchError(
             path,
-            f"grid origin ({header.xorig:g}, {header.yorig:g}) does not align with the service "
+            f"grid origin ({g.xorig:g}, {g.yorig:g}) does not align with the service "
             f"grid's cells (offset {col_off:.3f} columns, {row_off:.3f} rows is not whole)",
         )
     r0, c0 = round(row_off), round(col_off)
-    if r0 < 0 or c0 < 0 or r0 + s.nrows > header.nrows or c0 + s.ncols > header.ncols:
+    if r0 < 0 or c0 < 0 or r0 + s.nrows > g.nrows or c0 + s.ncols > g.ncols:
         raise GridMismatchError(
             path,
-            f"the {header.ncols} x {header.nrows} grid at ({header.xorig:g}, {header.yorig:g}) "
+            f"the {g.ncols} x {g.nrows} grid at ({g.xorig:g}, {g.yorig:g}) "
             f"does not contain the {s.ncols} x {s.nrows} service grid "
             f"at ({s.xorig_m:g}, {s.yorig_m:g})",
         )
