@@ -99,8 +99,13 @@ def write_report(
     histories: dict[str, dict[str, list[float]]] | None = None,
     commands: list[str] | None = None,
     synthetic: bool = True,
+    notes: str | None = None,
 ) -> Path:
-    """Write ``REPORT.md``, ``metrics.json`` and the figures into ``out``."""
+    """Write ``REPORT.md``, ``metrics.json`` and the figures into ``out``.
+
+    ``notes`` (markdown written by people: how the models were trained, what the numbers
+    mean) is appended after the generated tables and figures.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -222,6 +227,8 @@ def write_report(
         lines += ["![learning curves](learning_curves.png)", ""]
     if maps:
         lines += ["![maps of 8-9 January](maps_jan8_9.png)", ""]
+    if notes:
+        lines += [notes.strip(), ""]
     path = out / "REPORT.md"
     path.write_text("\n".join(lines), encoding="utf-8")
     return path

@@ -235,6 +235,12 @@ def train(
     "--out", type=click.Path(path_type=Path), default=Path("docs/model"), show_default=True
 )
 @click.option("--cache", type=click.Path(path_type=Path), default=None)
+@click.option(
+    "--notes",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="A markdown file appended to the report (the discussion of the results).",
+)
 def evaluate(
     archive: Path,
     models_: tuple[Path, ...],
@@ -242,13 +248,14 @@ def evaluate(
     end: dt.date,
     out: Path,
     cache: Path | None,
+    notes: Path | None,
 ) -> None:
     """Score models and raw CMAQ against the analysis with the paper's metrics; write a report."""
     from service.forecast.training import evaluate_on_archive
     from service.settings import get_settings
 
     paths = list(models_) or [get_settings().model_path]
-    path = evaluate_on_archive(archive, paths, start, end, out, cache=cache)
+    path = evaluate_on_archive(archive, paths, start, end, out, cache=cache, notes=notes)
     click.echo(f"report written to {path}")
 
 

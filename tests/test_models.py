@@ -167,13 +167,17 @@ def test_cli_train_and_evaluate_on_an_archive(tmp_path: Path) -> None:
     ])  # fmt: skip
     assert trained.exit_code == 0, trained.output
     assert "saved" in trained.output and (tmp_path / "m" / "card.json").is_file()
+    (tmp_path / "notes.md").write_text("## Discussion\n\nTrained for one epoch only.\n")
     scored = runner.invoke(main, [
         "evaluate", "--archive", str(tmp_path / "archive"), "--model", str(tmp_path / "m" / "model.keras"),
         "--start", "2024-01-06", "--end", "2024-01-10", "--out", str(tmp_path / "report"),
+        "--notes", str(tmp_path / "notes.md"),
     ])  # fmt: skip
     assert scored.exit_code == 0, scored.output
     report = (tmp_path / "report" / "REPORT.md").read_text()
     assert "Table 3" in report and "case1" in report and "raw CMAQ" in report
+    assert report.rstrip().endswith("Trained for one epoch only.")
+    assert "--notes" in report  # the command that made it, verbatim
     metrics = json.loads((tmp_path / "report" / "metrics.json").read_text())
     assert len(metrics["models"]["case1"]["rmse_by_hour"]) == 24 and metrics["days"] == 5
     assert (tmp_path / "report" / "maps_jan8_9.png").is_file()

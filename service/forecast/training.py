@@ -133,8 +133,12 @@ def evaluate_on_archive(
     *,
     cache: Path | None = None,
     grid: GridSpec | None = None,
+    notes: Path | None = None,
 ) -> Path:
-    """Score models and raw CMAQ over ``start..end``; write the report into ``out``."""
+    """Score models and raw CMAQ over ``start..end``; write the report into ``out``.
+
+    ``notes`` is a markdown file appended to the report (the discussion of the results).
+    """
     grid = grid or GridSpec()
     data = build_dataset(archive, start, end, _cache_for(out, cache, start, end), grid)
     feature_names = [f.name for f in INPUT_FEATURES]
@@ -164,5 +168,7 @@ def evaluate_on_archive(
         f"pm25 evaluate --archive {archive} "
         + " ".join(f"--model {p}" for p in model_paths)
         + f" --start {start} --end {end} --out {out}"
+        + (f" --notes {notes}" if notes else "")
     ]
-    return write_report(metrics, out, maps, histories, commands, synthetic)
+    text = notes.read_text(encoding="utf-8") if notes else None
+    return write_report(metrics, out, maps, histories, commands, synthetic, text)
