@@ -3,7 +3,8 @@
 Run from the repository root with ``KERAS_BACKEND=jax``; writes into ``$OUT`` (or ``--out``):
 ``caseN/model.keras``, ``caseN/card.json``, ``caseN/history.json``, ``metrics.json`` and
 ``maps.npz`` (8-9 January of the test year) for the report, and ``log.txt``. Each case
-trains in its own process on the same GPU.
+trains in its own process; with several GPUs the cases are dealt out over them (case ``k`` of
+the list on GPU ``k mod n``), otherwise they share the one GPU.
 
     python scripts/device_train.py --out $OUT --minutes 12
 """
@@ -27,9 +28,22 @@ from pathlib import Path  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-def _train_case(args: tuple[int, str, str, float, int, int]) -> str:
-    case, cache, out, minutes, epochs, filters = args
+def _gpu_count() -> int:
+    """GPUs on this machine, counted without initialising JAX in the parent process."""
+    import shutil
+    import subprocess
+
+    if not shutil.which("nvidia-smi"):
+        return 0
+    listing = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, check=False)
+    return sum(line.startswith("GPU ") for line in listing.stdout.splitlines())
+
+
+def _train_case(args: tuple[int, str, str, float, int, int, str | None]) -> str:
+    case, cache, out, minutes, epochs, filters, gpu = args
     os.environ["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"
+    if gpu is not None:  # before JAX starts in this process
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpu
     from models.train import TrainConfig
     from service.forecast.dataset import open_dataset
     from service.forecast.training import train_on_dataset
@@ -48,7 +62,10 @@ def _train_case(args: tuple[int, str, str, float, int, int]) -> str:
         synthetic=True,
         archive=Path("twin-2019-2022"),
     )
-    return f"case {case}: best epoch {card.training['best_epoch']} of {card.training['epochs_run']}"
+    return (
+        f"case {case} (GPU {gpu}): best epoch {card.training['best_epoch']} "
+        f"of {card.training['epochs_run']}"
+    )
 
 
 def main() -> None:
@@ -94,9 +111,19 @@ def main() -> None:
     minutes = max(0.5, (args.deadline - (time.time() - t0) - 75.0) / 60.0)
     print(f"training for at most {minutes:.1f} min", flush=True)
     cases = [int(c) for c in args.cases.split(",")]
+    gpus = _gpu_count()
+    print(f"{gpus} GPU(s) for {len(cases)} case(s)", flush=True)
     jobs = [
-        (c, str(args.work / "train"), str(args.out), minutes, args.epochs, args.filters)
-        for c in cases
+        (
+            c,
+            str(args.work / "train"),
+            str(args.out),
+            minutes,
+            args.epochs,
+            args.filters,
+            str(k % gpus) if gpus > 1 else None,
+        )
+        for k, c in enumerate(cases)
     ]
     ctx = mp.get_context("spawn")
     with ctx.Pool(len(jobs)) as pool:
