@@ -13,10 +13,11 @@ import pytest
 from click.testing import CliRunner
 
 from service.cli import main
+from service.features import CO, NO2, SO2
 from service.forecast.tensor import assemble_inputs, load_truth
 from service.settings import GridSpec, Settings
 from service.twin.archive import BLOCK_DAYS, Twin, block_start, generate
-from service.twin.world import World, winter_index
+from service.twin.world import GAS_CEILING_PPM, State, World, winter_index
 
 DAY = dt.date(2021, 1, 9)
 
@@ -97,6 +98,34 @@ def test_every_year_has_the_strong_january_episode() -> None:
     for year in (2019, 2022):
         strength = world.inflow(dt.datetime(year, 1, 9, 3, tzinfo=dt.UTC))[0]
         assert strength > 150
+
+
+def test_episodes_differ_in_timing_not_in_strength_between_years() -> None:
+    world = World(GridSpec(), seed=0)
+    mixes = [
+        sorted(round(e.amplitude, 6) for e in world.episodes(y) if not e.dust) for y in (2020, 2021)
+    ]
+    starts = [sorted(e.start % 8766 for e in world.episodes(y)) for y in (2020, 2021)]
+    assert mixes[0] == mixes[1]
+    assert starts[0] != starts[1]
+
+
+def test_gases_level_off_below_the_readers_plausible_range() -> None:
+    """However strong the emissions, the forecast's gases stay where real ones are measured."""
+    world = World(GridSpec(), seed=0)
+    when = dt.datetime(2022, 1, 16, 21, tzinfo=dt.UTC)  # a winter night, no photolysis
+    tracers = np.zeros((5, world.ny, world.nx))
+    tracers[3] = np.linspace(0.0, 1e5, world.nx)[None, :]  # combustion, absurdly high
+    tracers[4] = np.linspace(0.0, 1e5, world.nx)[None, :]  # SO2
+    tracers[3, 0] = 10.0  # one row of ordinary urban air
+    state = State(tracers, np.full((world.ny, world.nx), 300.0), when)
+    gases = world.chemistry(state, world.weather(when))
+    for feature in (NO2, CO, SO2):
+        top = float(gases[feature.name].max())
+        assert top < GAS_CEILING_PPM[feature.name] + 0.2 < feature.high
+        assert top > 0.9 * GAS_CEILING_PPM[feature.name]  # saturated, not cut to zero
+    # ...and clean air is unchanged by the ceiling: linear at low levels.
+    assert np.allclose(gases["no2"][0] - 0.002, 0.0011 * 10.0 * 1.15, rtol=0.01)
 
 
 def test_seasons_and_blocks() -> None:

@@ -43,13 +43,21 @@ FORECAST_SPINUP_H = 15  # CMAQ/WRF start at D-1 00 UTC = D-1 09 KST
 WRF_MARGIN = 3  # WRF domain cells beyond the CMAQ parent grid on each side
 CRESSMAN_RADIUS_M = 28_000.0
 OBS_MISSING = 0.04
+#: CMAQ's peak over-prediction (see :func:`overpredict_peaks`): relative gain, the ug/m3 at
+#: which it sets in, the ug/m3 beyond which it levels off, and the clean-air offset.
+PEAK_GAIN, PEAK_SCALE, PEAK_KNEE, PEAK_OFFSET = 0.7, 80.0, 300.0, 2.5
 
 
 def overpredict_peaks(cmaq: dict[str, F]) -> None:
-    """Chemistry models over-predict peaks: high PM2.5 comes out up to 30% high, while a small
-    offset keeps clean air nearly unbiased. PM10 follows."""
+    """Chemistry models over-predict peaks.
+
+    PM2.5 of 100-300 ug/m3 comes out 35-40% high; the relative excess falls again in the most
+    extreme hours (23% at 600 ug/m3; in the paper CMAQ's maximum is only 7% above the
+    truth's), and a small offset keeps clean air nearly unbiased. PM10 follows.
+    """
     pm25 = cmaq["pm25"]
-    boosted = np.maximum(pm25 * (1.0 + 0.5 * np.tanh(pm25 / 60.0)) - 1.6, 0.05 * pm25)
+    excess = PEAK_GAIN * pm25 * np.tanh(pm25 / PEAK_SCALE) / (1.0 + pm25 / PEAK_KNEE)
+    boosted = np.maximum(pm25 + excess - PEAK_OFFSET, 0.05 * pm25)
     if "pm10" in cmaq:
         cmaq["pm10"] = cmaq["pm10"] + (boosted - pm25)
     cmaq["pm25"] = boosted

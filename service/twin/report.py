@@ -368,6 +368,7 @@ def write_report(
 
 def errors_doc() -> str:
     """What CMAQ gets wrong in the twin, from the parameters the world actually uses."""
+    from service.twin.archive import PEAK_GAIN, PEAK_KNEE, PEAK_OFFSET, PEAK_SCALE
     from service.twin.world import RANDOM_SPREAD, systematic_errors
 
     b = systematic_errors()
@@ -387,8 +388,11 @@ two kinds of cause (`service/twin/world.py`: `systematic_errors`, `random_errors
 - secondary PM2.5 formed x{b.humid_secondary_bias:g} as fast in humid air (humidity is an input);
 - wet removal {b.washout_bias:g} times too weak (precipitation is an input);
 - night-time boundary layer x{b.pbl_bias:g} as deep (hour of day, wind speed);
-- peaks over-predicted by up to 50% and clean air 1.6 ug/m3 low (a function of CMAQ's own
-  PM2.5, `overpredict_peaks` in `service/twin/archive.py`).
+- peaks over-predicted: PM2.5 `p` comes out as
+  `p + {PEAK_GAIN:g} p tanh(p/{PEAK_SCALE:g}) / (1 + p/{PEAK_KNEE:g}) - {PEAK_OFFSET:g}`,
+  35-40% high between 100 and 300 ug/m3, less in relative terms beyond (23% at 600),
+  and clean air slightly low (a function of CMAQ's own PM2.5, `overpredict_peaks` in
+  `service/twin/archive.py`).
 
 **Random, drawn afresh each day (noise to a model that sees only the forecast):**
 {spread}

@@ -32,6 +32,7 @@ from functools import cached_property
 import numpy as np
 import numpy.typing as npt
 from scipy.ndimage import gaussian_filter, map_coordinates
+from scipy.special import ndtri
 
 from service.settings import GridSpec
 from service.stations import load_stations
@@ -256,13 +257,12 @@ class World:
         days = np.arange(365)
         weight = 0.1 + 0.5 * (1 + np.cos(2 * np.pi * (days - 55) / 365.25))
         weight /= weight.sum()
+        # Amplitudes are the 16 quantiles of a lognormal, dealt out at random: every year gets
+        # the same mix of weak and strong episodes, so years differ in timing, not in luck.
+        amplitudes = rng.permutation(36.0 * np.exp(0.5 * ndtri((np.arange(16) + 0.5) / 16)))
         out = [
-            Episode(
-                start_of_year + d * 24.0 + rng.uniform(0, 24),
-                rng.uniform(30, 80),
-                float(rng.lognormal(np.log(36.0), 0.5)),
-            )
-            for d in rng.choice(days, size=16, p=weight)
+            Episode(start_of_year + d * 24.0 + rng.uniform(0, 24), rng.uniform(30, 80), float(a))
+            for d, a in zip(rng.choice(days, size=16, p=weight), amplitudes, strict=True)
         ]
         for d in rng.choice(np.arange(60, 140), size=3, replace=False):  # spring dust
             out.append(
@@ -474,13 +474,25 @@ class World:
         pm25 = c[0] + c[1]
         pm10 = pm25 + c[2]
         comb = c[3]
-        no2 = 0.002 + 0.0011 * comb * (1.15 - 0.35 * daylight)
-        co = 0.12 + 0.0075 * comb
-        so2 = 0.0012 + 0.0009 * c[4]
+        # Titration and dilution keep gases bounded however much is emitted: each saturates
+        # smoothly below the highest hourly values measured in Korea (NO2 ~0.2 ppm at
+        # roadsides, CO a few ppm, SO2 ~0.1 ppm beside smelters).
+        no2 = 0.002 + _saturate(0.0011 * comb * (1.15 - 0.35 * daylight), GAS_CEILING_PPM["no2"])
+        co = 0.12 + _saturate(0.0075 * comb, GAS_CEILING_PPM["co"])
+        so2 = 0.0012 + _saturate(0.0009 * c[4], GAS_CEILING_PPM["so2"])
         o3_bg = 0.030 + 0.010 * np.sin(2 * np.pi * (doy - 60) / 365.25)
         photo = daylight * np.clip(wx.temperature - 5.0, 0, None) * 0.0012
         o3 = np.clip(o3_bg + photo - 0.35 * (no2 - 0.002) * (1.3 - daylight), 0.001, None)
         return {"co": co, "so2": so2, "o3": o3, "no2": no2, "pm10": pm10, "pm25": pm25}
+
+
+#: Where each gas levels off above its background (ppm); see :meth:`World.chemistry`.
+GAS_CEILING_PPM = {"no2": 0.25, "co": 8.0, "so2": 0.3}
+
+
+def _saturate(x: F, ceiling: float) -> F:
+    """Linear for small ``x``, levelling off smoothly at ``ceiling``."""
+    return ceiling * np.tanh(x / ceiling)
 
 
 def systematic_errors() -> Errors:
@@ -500,10 +512,10 @@ RANDOM_SPREAD = {
     "weather timing (h)": 5.0,
     "synoptic position (km)": 70.0,
     "wind speed (fraction)": 0.25,
-    "emissions, whole domain (log)": 0.5,
-    "emissions, smooth local map (log)": 1.0,
-    "transboundary inflow amplitude (log)": 0.25,
-    "transboundary inflow timing (h)": 3.0,
+    "emissions, whole domain (log)": 0.6,
+    "emissions, smooth local map (log)": 1.1,
+    "transboundary inflow amplitude (log)": 0.2,
+    "transboundary inflow timing (h)": 2.5,
     "rain amount (log)": 0.7,
 }
 
