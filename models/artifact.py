@@ -104,6 +104,19 @@ def save_artifact(model: Any, card: ModelCard, folder: str | Path) -> Path:
     return folder / MODEL_NAME
 
 
+def record_metrics(model_path: str | Path, metrics: dict[str, Any]) -> ModelCard:
+    """Store test metrics in the card beside ``model_path`` (atomically); the weights and
+    their checksum are untouched."""
+    path = Path(model_path)
+    card = read_card(path)
+    card.metrics = metrics
+    card_path = (path if path.is_dir() else path.parent) / CARD_NAME
+    tmp = card_path.with_name(f".{CARD_NAME}.{os.getpid()}")
+    tmp.write_text(card.to_json(), encoding="utf-8")
+    tmp.replace(card_path)
+    return card
+
+
 def read_card(model_path: str | Path) -> ModelCard:
     """Read the card beside a ``model.keras`` file (or in a folder)."""
     path = Path(model_path)

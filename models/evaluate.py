@@ -87,6 +87,24 @@ def evaluate(
     return result
 
 
+def card_metrics(metrics: dict[str, Any], name: str, truth: str) -> dict[str, Any]:
+    """The summary of one model's scores that its card carries (see ``record_metrics``)."""
+    m = metrics["models"][name]
+    return {
+        "test_period": metrics["period"],
+        "test_days": metrics["days"],
+        "truth": truth,
+        "rmse_mean": round(m["rmse_mean"], 3),
+        "spatial_rmse_mean": round(m["spatial_rmse_mean"], 3),
+        "cmaq_rmse_mean": round(metrics["cmaq"]["rmse_mean"], 3),
+        "cmaq_spatial_rmse_mean": round(metrics["cmaq"]["spatial_rmse_mean"], 3),
+        "improvement_rmse": round(m["improvement_rmse"], 3),
+        "improvement_spatial_rmse": round(m["improvement_spatial_rmse"], 3),
+        "rmse_reduction_percent": round(m["rmse_reduction_percent"], 2),
+        "prediction_distribution": {k: round(v, 5) for k, v in m["distribution"].items()},
+    }
+
+
 def map_days(dates: list[dt.date]) -> list[int]:
     """Indices of 8 and 9 January in ``dates`` (the paper's case study)."""
     return [k for k, d in enumerate(dates) if d.month == 1 and d.day in (8, 9)]

@@ -241,6 +241,9 @@ def train(
     default=None,
     help="A markdown file appended to the report (the discussion of the results).",
 )
+@click.option(
+    "--record", is_flag=True, help="Store each model's scores in its card.json (test metrics)."
+)
 def evaluate(
     archive: Path,
     models_: tuple[Path, ...],
@@ -249,13 +252,16 @@ def evaluate(
     out: Path,
     cache: Path | None,
     notes: Path | None,
+    record: bool,
 ) -> None:
     """Score models and raw CMAQ against the analysis with the paper's metrics; write a report."""
     from service.forecast.training import evaluate_on_archive
     from service.settings import get_settings
 
     paths = list(models_) or [get_settings().model_path]
-    path = evaluate_on_archive(archive, paths, start, end, out, cache=cache, notes=notes)
+    path = evaluate_on_archive(
+        archive, paths, start, end, out, cache=cache, notes=notes, record=record
+    )
     click.echo(f"report written to {path}")
 
 

@@ -171,7 +171,7 @@ def test_cli_train_and_evaluate_on_an_archive(tmp_path: Path) -> None:
     scored = runner.invoke(main, [
         "evaluate", "--archive", str(tmp_path / "archive"), "--model", str(tmp_path / "m" / "model.keras"),
         "--start", "2024-01-06", "--end", "2024-01-10", "--out", str(tmp_path / "report"),
-        "--notes", str(tmp_path / "notes.md"),
+        "--notes", str(tmp_path / "notes.md"), "--record",
     ])  # fmt: skip
     assert scored.exit_code == 0, scored.output
     report = (tmp_path / "report" / "REPORT.md").read_text()
@@ -180,4 +180,8 @@ def test_cli_train_and_evaluate_on_an_archive(tmp_path: Path) -> None:
     assert "--notes" in report  # the command that made it, verbatim
     metrics = json.loads((tmp_path / "report" / "metrics.json").read_text())
     assert len(metrics["models"]["case1"]["rmse_by_hour"]) == 24 and metrics["days"] == 5
+    card = json.loads((tmp_path / "m" / "card.json").read_text())
+    assert card["metrics"]["test_days"] == 5 and card["metrics"]["rmse_mean"] > 0
+    assert card["metrics"]["rmse_mean"] == round(metrics["models"]["case1"]["rmse_mean"], 3)
+    LoadedModel(tmp_path / "m" / "model.keras", list(FEATURE_NAMES))  # checksum still holds
     assert (tmp_path / "report" / "maps_jan8_9.png").is_file()

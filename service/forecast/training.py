@@ -13,8 +13,14 @@ from pathlib import Path
 
 import numpy as np
 
-from models.artifact import LoadedModel, ModelCard, library_versions, save_artifact
-from models.evaluate import evaluate, map_days, predict_all, write_report
+from models.artifact import (
+    LoadedModel,
+    ModelCard,
+    library_versions,
+    record_metrics,
+    save_artifact,
+)
+from models.evaluate import card_metrics, evaluate, map_days, predict_all, write_report
 from models.train import TrainConfig, save_history, train
 from service import __version__
 from service.features import INPUT_FEATURES, TARGET
@@ -134,10 +140,12 @@ def evaluate_on_archive(
     cache: Path | None = None,
     grid: GridSpec | None = None,
     notes: Path | None = None,
+    record: bool = False,
 ) -> Path:
     """Score models and raw CMAQ over ``start..end``; write the report into ``out``.
 
-    ``notes`` is a markdown file appended to the report (the discussion of the results).
+    ``notes`` is a markdown file appended to the report (the discussion of the results); with
+    ``record`` each model's card is updated with its scores on this period.
     """
     grid = grid or GridSpec()
     data = build_dataset(archive, start, end, _cache_for(out, cache, start, end), grid)
@@ -155,6 +163,10 @@ def evaluate_on_archive(
     cmaq = np.asarray(data.x[..., feature_names.index("pm25")])
     truth = np.asarray(data.y)
     metrics = evaluate(predictions, cmaq, truth, data.dates)
+    if record:
+        label = "twin PM2.5 assimilation analysis (SYNTHETIC)" if synthetic else "PM2.5 analysis"
+        for path, name in zip(model_paths, predictions, strict=True):
+            record_metrics(path, card_metrics(metrics, name, label))
     idx = map_days(data.dates)
     maps = None
     if len(idx) == 2:
@@ -169,6 +181,7 @@ def evaluate_on_archive(
         + " ".join(f"--model {p}" for p in model_paths)
         + f" --start {start} --end {end} --out {out}"
         + (f" --notes {notes}" if notes else "")
+        + (" --record" if record else "")
     ]
     text = notes.read_text(encoding="utf-8") if notes else None
     return write_report(metrics, out, maps, histories, commands, synthetic, text)
