@@ -150,11 +150,11 @@ def evaluate_on_archive(
     grid = grid or GridSpec()
     data = build_dataset(archive, start, end, _cache_for(out, cache, start, end), grid)
     feature_names = [f.name for f in INPUT_FEATURES]
-    predictions, histories = {}, {}
+    predictions, histories, names = {}, {}, {}
     synthetic = False
     for path in model_paths:
         model = LoadedModel(path, feature_names, {"nrows": grid.nrows, "ncols": grid.ncols})
-        name = f"case{model.card.case}"
+        name = names[path] = f"case{model.card.case}"
         predictions[name] = predict_all(model, data.x)
         synthetic = synthetic or model.card.synthetic
         hist = Path(model.path).parent / "history.json"
@@ -165,7 +165,7 @@ def evaluate_on_archive(
     metrics = evaluate(predictions, cmaq, truth, data.dates)
     if record:
         label = "twin PM2.5 assimilation analysis (SYNTHETIC)" if synthetic else "PM2.5 analysis"
-        for path, name in zip(model_paths, predictions, strict=True):
+        for path, name in names.items():
             record_metrics(path, card_metrics(metrics, name, label))
     idx = map_days(data.dates)
     maps = None
