@@ -51,7 +51,7 @@ PEAK_GAIN, PEAK_SCALE, PEAK_KNEE, PEAK_OFFSET = 0.7, 80.0, 300.0, 2.5
 def overpredict_peaks(cmaq: dict[str, F]) -> None:
     """Chemistry models over-predict peaks.
 
-    PM2.5 of 100-300 ug/m3 comes out 35-40% high; the relative excess falls again in the most
+    PM2.5 of 100-300 ug/m3 comes out 34-42% high; the relative excess falls again in the most
     extreme hours (23% at 600 ug/m3; in the paper CMAQ's maximum is only 7% above the
     truth's), and a small offset keeps clean air nearly unbiased. PM10 follows.
     """

@@ -390,7 +390,7 @@ two kinds of cause (`service/twin/world.py`: `systematic_errors`, `random_errors
 - night-time boundary layer x{b.pbl_bias:g} as deep (hour of day, wind speed);
 - peaks over-predicted: PM2.5 `p` comes out as
   `p + {PEAK_GAIN:g} p tanh(p/{PEAK_SCALE:g}) / (1 + p/{PEAK_KNEE:g}) - {PEAK_OFFSET:g}`,
-  35-40% high between 100 and 300 ug/m3, less in relative terms beyond (23% at 600),
+  34-42% high between 100 and 300 ug/m3, less in relative terms beyond (23% at 600),
   and clean air slightly low (a function of CMAQ's own PM2.5, `overpredict_peaks` in
   `service/twin/archive.py`).
 
