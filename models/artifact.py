@@ -100,27 +100,36 @@ def save_artifact(model: Any, card: ModelCard, folder: str | Path) -> Path:
     tmp.replace(folder / MODEL_NAME)
     card.weights_sha256 = sha256_file(folder / MODEL_NAME)
     card.created = card.created or dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    (folder / CARD_NAME).write_text(card.to_json(), encoding="utf-8")
+    _write_card(card, folder / MODEL_NAME)
     return folder / MODEL_NAME
 
 
-def record_metrics(model_path: str | Path, metrics: dict[str, Any]) -> ModelCard:
-    """Store test metrics in the card beside ``model_path`` (atomically); the weights and
-    their checksum are untouched."""
+def _card_path(model_path: str | Path) -> Path:
+    """The ``card.json`` beside a ``model.keras`` file (or in a folder)."""
     path = Path(model_path)
-    card = read_card(path)
-    card.metrics = metrics
-    card_path = (path if path.is_dir() else path.parent) / CARD_NAME
+    return (path if path.is_dir() else path.parent) / CARD_NAME
+
+
+def _write_card(card: ModelCard, model_path: str | Path) -> None:
+    """Write the card beside ``model_path`` atomically: readers never see half a card."""
+    card_path = _card_path(model_path)
     tmp = card_path.with_name(f".{CARD_NAME}.{os.getpid()}")
     tmp.write_text(card.to_json(), encoding="utf-8")
     tmp.replace(card_path)
+
+
+def record_metrics(model_path: str | Path, metrics: dict[str, Any]) -> ModelCard:
+    """Store test metrics in the card beside ``model_path``; the weights and their checksum
+    are untouched."""
+    card = read_card(model_path)
+    card.metrics = metrics
+    _write_card(card, model_path)
     return card
 
 
 def read_card(model_path: str | Path) -> ModelCard:
     """Read the card beside a ``model.keras`` file (or in a folder)."""
-    path = Path(model_path)
-    card_path = (path if path.is_dir() else path.parent) / CARD_NAME
+    card_path = _card_path(model_path)
     if not card_path.is_file():
         raise ModelArtifactError(f"{card_path}: model card not found beside the model")
     try:
