@@ -48,18 +48,19 @@ def bench_twin_day(workdir: Path) -> Callable[[], object]:
 def bench_inference(workdir: Path) -> Callable[[], object]:
     """Case 3 inference for one day with the shipped model (TensorFlow, CPU)."""
     from service.features import FEATURE_NAMES
-    from service.jobs import load_forecaster
+    from service.forecast.model import load_forecaster
 
     write_sample_day(workdir, DAY, GridSpec())
     tensor = assemble_inputs(DAY, Settings(inbox=workdir)).tensor
-    model = load_forecaster(str(Settings().model_path), 68, 59)
+    model = load_forecaster(str(Settings().model_path), GridSpec())
     assert list(FEATURE_NAMES) == model.card.feature_names
     return lambda: model.predict(tensor)
 
 
 def bench_pipeline(workdir: Path) -> Callable[[], object]:
     """One day end to end: files -> tensor -> model -> validation -> SQLite."""
-    from service.jobs import load_forecaster, run_daily_forecast
+    from service.forecast.model import load_forecaster
+    from service.jobs import run_daily_forecast
     from service.storage.db import make_engine, session_factory
     from service.storage.migrate import upgrade
 
@@ -68,7 +69,7 @@ def bench_pipeline(workdir: Path) -> Callable[[], object]:
     upgrade(url)
     settings = Settings(inbox=workdir, database_url=url, input_settle_seconds=0)
     sessions = session_factory(make_engine(url))
-    load_forecaster(str(settings.model_path), 68, 59)  # the process loads the model once
+    load_forecaster(str(settings.model_path), settings.grid)  # the process loads the model once
     return lambda: run_daily_forecast(DAY, settings=settings, sessions=sessions)
 
 

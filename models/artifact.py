@@ -3,8 +3,12 @@
 The card carries everything inference needs and everything a reader must know: the case,
 feature names and units in channel order, the grid, the min-max scaling fitted on the
 training years, the training period and data source (and whether it was synthetic), metrics,
-library versions, and the sha256 of the weights file. Loading checks the checksum and refuses
-inputs that do not match the card.
+library versions, and two checksums: ``weights_sha256`` of the weights file and
+``artifact_sha256`` of everything that changes a forecast (the weights' checksum, the case,
+features, grid, hours and both scalings). Loading checks both, so neither the weights nor the
+card's scaling can be edited silently; the descriptive parts (name, metrics, training notes)
+stay editable (``pm25 evaluate --record`` writes the metrics). Loading also refuses a model
+made for other features or another grid.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ from models.scaling import MinMax
 
 CARD_NAME = "card.json"
 MODEL_NAME = "model.keras"
+#: The card fields that change a forecast; ``artifact_sha256`` covers them and the weights.
+OUTPUT_FIELDS = ("case", "features", "grid", "hours", "input_scaling", "target_scaling")
 
 
 class ModelArtifactError(Exception):
@@ -49,6 +55,7 @@ class ModelCard:
     metrics: dict[str, Any] = field(default_factory=dict)
     library_versions: dict[str, str] = field(default_factory=dict)
     weights_sha256: str = ""
+    artifact_sha256: str = ""
     created: str = ""
 
     @property
@@ -61,6 +68,14 @@ class ModelCard:
     @classmethod
     def from_json(cls, text: str) -> ModelCard:
         return cls(**json.loads(text))
+
+    def output_sha256(self) -> str:
+        """The checksum of everything that changes a forecast: the weights' sha256 and the
+        card's :data:`OUTPUT_FIELDS`, as canonical JSON."""
+        payload = {"weights_sha256": self.weights_sha256}
+        payload.update({name: getattr(self, name) for name in OUTPUT_FIELDS})
+        canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), allow_nan=False)
+        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
 def sha256_file(path: Path) -> str:
@@ -99,6 +114,7 @@ def save_artifact(model: Any, card: ModelCard, folder: str | Path) -> Path:
     model.save(tmp)
     tmp.replace(folder / MODEL_NAME)
     card.weights_sha256 = sha256_file(folder / MODEL_NAME)
+    card.artifact_sha256 = card.output_sha256()
     card.created = card.created or dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     _write_card(card, folder / MODEL_NAME)
     return folder / MODEL_NAME
@@ -148,7 +164,8 @@ class LoadedModel:
     expected_features
         Feature names in the channel order the caller will supply; must match the card.
     expected_grid
-        ``{"nrows": .., "ncols": .., ...}``; the keys given must match the card's grid.
+        The service grid's description (:meth:`service.grid.Grid.describe`); the card's grid
+        must match it whole: projection, origin, cell size and shape.
     """
 
     def __init__(
@@ -170,16 +187,24 @@ class LoadedModel:
                 f"{path}: sha256 {actual[:12]}... does not match the card's "
                 f"{self.card.weights_sha256[:12]}...: the weights were changed or corrupted"
             )
+        if self.card.artifact_sha256 != self.card.output_sha256():
+            raise ModelArtifactError(
+                f"{_card_path(path)}: the card's artifact_sha256 does not match its case, "
+                f"features, grid, hours and scaling: the card was edited or corrupted"
+                if self.card.artifact_sha256
+                else f"{_card_path(path)}: the card has no artifact_sha256; re-save the model"
+            )
         if expected_features is not None and list(expected_features) != self.card.feature_names:
             raise ModelArtifactError(
                 f"{path}: the model expects features {self.card.feature_names}, "
                 f"the service supplies {list(expected_features)}"
             )
-        for key, value in (expected_grid or {}).items():
-            if key in self.card.grid and self.card.grid[key] != value:
+        if expected_grid is not None:
+            differ = _grid_differences(self.card.grid, expected_grid)
+            if differ:
                 raise ModelArtifactError(
-                    f"{path}: the model was trained on grid {key}={self.card.grid[key]!r}, "
-                    f"the service grid has {value!r}"
+                    f"{path}: the model was trained on another grid than the service's: "
+                    + "; ".join(differ)
                 )
         import keras
 
@@ -207,6 +232,25 @@ class LoadedModel:
         y = np.asarray(self._call(self.input_scaler.transform(x)))[..., 0]
         out = self.target_scaler.inverse(y[..., None])[..., 0]
         return out[0] if single else out
+
+
+def _grid_differences(card_grid: dict[str, Any], expected: dict[str, Any]) -> list[str]:
+    """Each key on which two grid descriptions differ, as ``key: card X, service Y``."""
+    return [
+        f"{key}: card {card_grid.get(key)!r}, service {expected.get(key)!r}"
+        for key in sorted(set(card_grid) | set(expected))
+        if not _same(card_grid.get(key), expected.get(key))
+    ]
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal, with numbers compared to a relative 1e-9 (descriptions are computed floats)."""
+    numbers = (int, float)
+    if isinstance(a, numbers) and isinstance(b, numbers) and not isinstance(a, bool):
+        return bool(np.isclose(a, b, rtol=1e-9, atol=1e-6))
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
 
 
 def _compiled_call(model: Any) -> Any:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +40,6 @@ class TrainConfig:
     seed: int = 0
     verbose: int = 2
     time_limit_s: float | None = None  # stop after this long (best weights still restored)
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

@@ -45,9 +45,9 @@ def _train_case(args: tuple[int, str, str, float, int, int, str | None]) -> str:
     if gpu is not None:  # before JAX starts in this process
         os.environ["CUDA_VISIBLE_DEVICES"] = gpu
     from models.train import TrainConfig
-    from service.forecast.dataset import open_dataset
-    from service.forecast.training import train_on_dataset
     from service.settings import GridSpec
+    from service.training.dataset import open_dataset
+    from service.training.workflow import train_on_dataset
 
     data = open_dataset(cache)
     config = TrainConfig(
@@ -90,8 +90,8 @@ def main() -> None:
     if args.days:
         train_end = first + dt.timedelta(days=args.days - 1)
         test_end = test_start + dt.timedelta(days=args.days - 1)
-    from service.forecast.dataset import build_dataset
     from service.settings import GridSpec
+    from service.training.dataset import build_dataset
     from service.twin.archive import generate
 
     t0 = time.time()
@@ -145,7 +145,7 @@ def evaluate_test(args: argparse.Namespace, cases: list[int]) -> None:
     from models.artifact import LoadedModel
     from models.evaluate import evaluate, map_days, predict_all
     from service.features import FEATURE_NAMES
-    from service.forecast.dataset import open_dataset
+    from service.training.dataset import open_dataset
 
     test = open_dataset(args.work / "test")
     cmaq = np.asarray(test.x[..., FEATURE_NAMES.index("pm25")])

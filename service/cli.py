@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import logging
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -45,10 +44,16 @@ DATE = DateType()
 @click.option("-v", "--verbose", is_flag=True, help="Log debug messages.")
 def main(verbose: bool) -> None:
     """Tomorrow's hourly PM2.5 over South Korea: CMAQ + WRF -> ConvLSTM (Case 3) -> HTTP."""
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    from pydantic import ValidationError
+
+    from service.logs import configure_logging
+    from service.settings import get_settings
+
+    try:
+        level = "DEBUG" if verbose else get_settings().log_level
+    except ValidationError as exc:
+        raise click.ClickException(f"invalid PM25_* settings: {exc}") from None
+    configure_logging(level)
 
 
 @main.command()
@@ -198,7 +203,7 @@ def train(
     synthetic: bool,
 ) -> None:
     """Train a ConvLSTM case on an archive the paper's way; write a self-describing artifact."""
-    from service.forecast.training import train_from_archive
+    from service.training.workflow import train_from_archive
 
     card = train_from_archive(
         archive,
@@ -255,8 +260,8 @@ def evaluate(
     record: bool,
 ) -> None:
     """Score models and raw CMAQ against the analysis with the paper's metrics; write a report."""
-    from service.forecast.training import evaluate_on_archive
     from service.settings import get_settings
+    from service.training.workflow import evaluate_on_archive
 
     paths = list(models_) or [get_settings().model_path]
     path = evaluate_on_archive(
@@ -358,7 +363,8 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
         host=host or settings.api_host,
         port=port or settings.api_port,
         workers=workers,
-        log_level="info",
+        log_config=None,  # uvicorn's records go through the service's KST log format
+        log_level=settings.log_level.lower(),
         access_log=False,
     )
 

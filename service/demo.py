@@ -86,6 +86,7 @@ def run_demo(
             factory=True,
             host="127.0.0.1",
             port=port,
+            log_config=None,
             log_level="warning",
         )
     finally:

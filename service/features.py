@@ -188,9 +188,5 @@ TARGET = Feature(
     concentration=True,
 )
 
-CMAQ_FEATURES: tuple[Feature, ...] = tuple(f for f in INPUT_FEATURES if f.source == "cmaq")
 WRF_FEATURES: tuple[Feature, ...] = tuple(f for f in INPUT_FEATURES if f.source == "wrf")
 FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in INPUT_FEATURES)
-
-#: Hours in a forecast day (00..23 KST) and the tensor's shape without the grid.
-HOURS = 24

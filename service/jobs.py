@@ -16,19 +16,19 @@ import os
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, is_dataclass
-from functools import lru_cache
-from pathlib import Path
-from typing import Any, Protocol
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from models.artifact import ModelArtifactError
 from service.errors import InputFileError, MissingInputError
-from service.features import FEATURE_NAMES, PM25
-from service.forecast.tensor import ModelInputs, assemble_inputs, resolve_inputs
+from service.forecast.check import ForecastValidationError, validate_forecast
+from service.forecast.model import Forecaster, load_forecaster
+from service.forecast.tensor import InputPaths, ModelInputs, assemble_inputs, find_input_paths
 from service.grid import Grid
 from service.settings import Settings
 from service.storage import repository as repo
@@ -37,20 +37,6 @@ from service.storage.tables import Run, RunStatus
 
 log = logging.getLogger(__name__)
 F32 = npt.NDArray[np.float32]
-KST = dt.timezone(dt.timedelta(hours=9), "KST")
-
-
-class Forecaster(Protocol):
-    """What the pipeline needs of a model: a card and a prediction."""
-
-    card: Any
-    path: Path
-
-    def predict(self, tensor: npt.NDArray[np.floating]) -> F32: ...
-
-
-class ForecastValidationError(Exception):
-    """The model's output is not a usable forecast (shape, NaN, range)."""
 
 
 class InputsIncompleteError(Exception):
@@ -69,20 +55,12 @@ class Outcome:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-@lru_cache(maxsize=2)
-def load_forecaster(model_path: str, nrows: int, ncols: int) -> Forecaster:
-    """Load the model once per process (TensorFlow is imported here, never by the API)."""
-    from models.artifact import LoadedModel
-
-    return LoadedModel(model_path, list(FEATURE_NAMES), {"nrows": nrows, "ncols": ncols})
-
-
 def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def find_inputs(date: dt.date, settings: Settings) -> dict[str, list[Path]]:
-    """The CMAQ and WRF files for ``date``, once present and settled.
+def find_inputs(date: dt.date, settings: Settings) -> InputPaths:
+    """The CMAQ and WRF files for ``date``, once present and settled; resolved once per run.
 
     Raises
     ------
@@ -90,54 +68,18 @@ def find_inputs(date: dt.date, settings: Settings) -> dict[str, list[Path]]:
         A file is missing, or was modified less than ``input_settle_seconds`` ago (still
         being written by a producer that does not rename atomically).
     """
-    found: dict[str, list[Path]] = {}
-    for kind, template in (("cmaq", settings.cmaq_template), ("wrf", settings.wrf_template)):
-        try:
-            found[kind] = resolve_inputs(settings.inbox, template, date)
-        except MissingInputError as exc:
-            raise InputsIncompleteError(str(exc)) from None
-    fresh = [
-        p
-        for paths in found.values()
-        for p in paths
-        if time.time() - p.stat().st_mtime < settings.input_settle_seconds
-    ]
+    try:
+        paths = find_input_paths(date, settings)
+    except MissingInputError as exc:
+        raise InputsIncompleteError(str(exc)) from None
+    now = time.time()
+    fresh = [p for p in paths.all() if now - p.stat().st_mtime < settings.input_settle_seconds]
     if fresh:
         raise InputsIncompleteError(
-            f"{fresh[0]}: modified {time.time() - fresh[0].stat().st_mtime:.0f} s ago, still "
+            f"{fresh[0]}: modified {now - fresh[0].stat().st_mtime:.0f} s ago, still "
             f"settling ({settings.input_settle_seconds} s)"
         )
-    return found
-
-
-def validate_forecast(pm25: F32, grid: Grid) -> dict[str, Any]:
-    """Check a forecast field before it is stored; return its statistics.
-
-    Raises
-    ------
-    ForecastValidationError
-        Wrong shape, NaN or infinite values, or values outside PM2.5's plausible range.
-    """
-    expected = (24, *grid.shape)
-    if pm25.shape != expected:
-        raise ForecastValidationError(f"forecast shape {pm25.shape}, expected {expected}")
-    if not np.isfinite(pm25).all():
-        raise ForecastValidationError(f"forecast has {int((~np.isfinite(pm25)).sum())} NaN values")
-    lo, hi = float(pm25.min()), float(pm25.max())
-    if lo < PM25.low or hi > PM25.high:
-        raise ForecastValidationError(
-            f"forecast ranges {lo:.3g}..{hi:.3g} ug/m3, outside {PM25.low:g}..{PM25.high:g}"
-        )
-    hourly = pm25.reshape(24, -1)
-    return {
-        "min": lo,
-        "max": hi,
-        "mean": float(pm25.mean()),
-        "std": float(pm25.std()),
-        "p99": float(np.percentile(pm25, 99)),
-        "hourly_mean": [round(float(v), 3) for v in hourly.mean(axis=1)],
-        "cells_over_75": int((pm25.max(axis=0) >= 75).sum()),
-    }
+    return paths
 
 
 def _open_attempt(sessions: sessionmaker[Session], date: dt.date, trigger: str) -> int:
@@ -179,9 +121,7 @@ def run_daily_forecast(
     atomically; failure leaves the previous publication in place.
     """
     grid = grid or Grid(settings.grid)
-    forecaster = forecaster or (
-        lambda: load_forecaster(str(settings.model_path), grid.spec.nrows, grid.spec.ncols)
-    )
+    forecaster = forecaster or (lambda: load_forecaster(str(settings.model_path), grid.spec))
     run_id = _open_attempt(sessions, date, trigger)
     timings: dict[str, float] = {}
     stage = "find_inputs"
@@ -197,8 +137,8 @@ def run_daily_forecast(
             timings[name] = round(time.perf_counter() - t0, 4)
 
     try:
-        timed("find_inputs", lambda: find_inputs(date, settings))
-        inputs = timed("ingest", lambda: assemble_inputs(date, settings, grid))
+        paths = timed("find_inputs", lambda: find_inputs(date, settings))
+        inputs = timed("ingest", lambda: assemble_inputs(date, settings, grid, paths=paths))
         model = timed("load_model", forecaster)
         tensor = inputs.tensor
         pm25 = timed("predict", lambda: model.predict(tensor))
@@ -213,12 +153,12 @@ def run_daily_forecast(
         )
         return Outcome(run_id, date, RunStatus.WAITING, message=str(exc), timings=timings)
     except Exception as exc:  # every failure is recorded; the previous forecast stays published
-        message = (
-            str(exc)
-            if isinstance(exc, InputFileError | ForecastValidationError)
-            else (f"{type(exc).__name__}: {exc}")
-        )
-        log.error("forecast for %s failed at %s: %s", date, stage, message)
+        expected = isinstance(exc, InputFileError | ForecastValidationError | ModelArtifactError)
+        message = str(exc) if expected else f"{type(exc).__name__}: {exc}"
+        if expected:  # a clear message names the file and the problem; no traceback needed
+            log.error("forecast for %s failed at %s: %s", date, stage, message)
+        else:
+            log.exception("forecast for %s failed at %s: %s", date, stage, message)
         if inputs is not None and settings.cmaq_fallback and stage != "store":
             try:
                 stats = validate_forecast(inputs.cmaq_pm25, grid)
@@ -277,12 +217,7 @@ def _store(
         run = s.get(Run, run_id)
         assert run is not None
         if model is not None:
-            card = (
-                asdict(model.card)
-                if is_dataclass(model.card) and not isinstance(model.card, type)
-                else dict(model.card)
-            )
-            record = repo.register_model(s, card, card["weights_sha256"])
+            record = repo.register_model(s, asdict(model.card), model.card.artifact_sha256)
             run.model_id = record.id
         run.fallback = model is None
         run.inputs = {"files": files}

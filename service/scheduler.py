@@ -15,28 +15,22 @@ import logging
 import threading
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.jobs import mark_late, recover_interrupted, run_daily_forecast
+from service.jobs import mark_late, recover_interrupted, run_daily_forecast, worker_id
 from service.settings import Settings
 from service.storage import repository as repo
 from service.storage.db import make_engine, redact, session_factory, transaction
 from service.storage.tables import RunStatus
+from service.timeaxis import KST, deadline_of
 
 log = logging.getLogger(__name__)
-SEOUL = ZoneInfo("Asia/Seoul")
 LOCK_KEY = 0x504D3235  # "PM25"
 COMPONENT = "scheduler"
-
-
-def _clock(value: str) -> dt.time:
-    hh, mm = value.split(":")
-    return dt.time(int(hh), int(mm))
 
 
 class LeaderLock:
@@ -94,8 +88,7 @@ class Scheduler:
     def __init__(self, settings: Settings, sessions: sessionmaker[Session] | None = None) -> None:
         self.settings = settings
         self.sessions = sessions or session_factory(make_engine(settings.database_url))
-        self.start_time = _clock(settings.schedule_time_kst)
-        self.deadline = _clock(settings.deadline_time_kst)
+        self.start_time = settings.schedule_time_kst
         self.lock = LeaderLock(settings)
         self.leader = False
         self._busy = threading.Lock()
@@ -108,7 +101,7 @@ class Scheduler:
         Tomorrow's run is due once today's start time has passed; the catch-up window covers
         the ``catchup_days`` before that.
         """
-        local = now.astimezone(SEOUL)
+        local = now.astimezone(KST)
         last = local.date() + dt.timedelta(days=1)
         if local.time() < self.start_time:
             last -= dt.timedelta(days=1)
@@ -117,7 +110,7 @@ class Scheduler:
 
     def deadline_of(self, date: dt.date) -> dt.datetime:
         """When the forecast of ``date`` must be published: D-1 at the deadline time, KST."""
-        return dt.datetime.combine(date - dt.timedelta(days=1), self.deadline, tzinfo=SEOUL)
+        return deadline_of(date, self.settings.deadline_time_kst)
 
     def tick(self, now: dt.datetime | None = None) -> list[str]:
         """One pass: run or retry every due date that has no success yet. Returns a log."""
@@ -180,7 +173,7 @@ class Scheduler:
                     COMPONENT,
                     {
                         "leader": self.leader,
-                        "worker": _worker(),
+                        "worker": worker_id(),
                         "database": redact(self.settings.database_url),
                     },
                 )
@@ -196,12 +189,12 @@ class Scheduler:
         from apscheduler.triggers.interval import IntervalTrigger
 
         sched = BlockingScheduler(
-            timezone=SEOUL,
+            timezone=KST,
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 6 * 3600},
         )
         sched.add_job(
             self.tick,
-            CronTrigger(hour=self.start_time.hour, minute=self.start_time.minute, timezone=SEOUL),
+            CronTrigger(hour=self.start_time.hour, minute=self.start_time.minute, timezone=KST),
             id="daily",
             name="tomorrow's forecast",
         )
@@ -210,22 +203,16 @@ class Scheduler:
             IntervalTrigger(seconds=self.settings.poll_seconds),
             id="poll",
             name="poll for inputs",
-            next_run_time=dt.datetime.now(SEOUL),
+            next_run_time=dt.datetime.now(KST),
         )
         sched.add_job(self.heartbeat, IntervalTrigger(seconds=30), id="heartbeat")
         log.info(
             "scheduler started: daily at %s KST, deadline %s KST, database %s",
-            self.settings.schedule_time_kst,
-            self.settings.deadline_time_kst,
+            self.settings.schedule_time_kst.strftime("%H:%M"),
+            self.settings.deadline_time_kst.strftime("%H:%M"),
             redact(self.settings.database_url),
         )
         try:
             sched.start()
         finally:
             self.lock.release()
-
-
-def _worker() -> str:
-    from service.jobs import worker_id
-
-    return worker_id()

@@ -7,8 +7,10 @@ component needs, inward.
 
 from __future__ import annotations
 
+import datetime as dt
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -61,8 +63,10 @@ class Settings(BaseSettings):
     model_path: Path = Path(__file__).resolve().parent.parent / "models" / "case3" / "model.keras"
     grid: GridSpec = GridSpec()
     admin_token: SecretStr = SecretStr("")
-    schedule_time_kst: str = "18:00"
-    deadline_time_kst: str = "23:00"
+    schedule_time_kst: dt.time = dt.time(18, 0)
+    """When the daily run starts, KST (``HH:MM`` in the environment)."""
+    deadline_time_kst: dt.time = dt.time(23, 0)
+    """When tomorrow's forecast must be published, KST, on the day before the target date."""
     poll_seconds: int = 300
     catchup_days: int = 3
     input_settle_seconds: int = 60
@@ -71,7 +75,8 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     api_cache_seconds: float = 5.0
-    log_level: str = "INFO"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    """Level of the service's logs (every process; ``pm25 -v`` forces DEBUG)."""
 
 
 @lru_cache(maxsize=1)

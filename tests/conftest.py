@@ -56,8 +56,8 @@ def train_tiny(root: Path, n_days: int, epochs: int, validation_split: float = 0
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from models.train import TrainConfig
-    from service.forecast.dataset import build_dataset
-    from service.forecast.training import train_on_dataset
+    from service.training.dataset import build_dataset
+    from service.training.workflow import train_on_dataset
 
     days = [dt.date(2024, 1, 9) + dt.timedelta(days=k) for k in range(n_days)]
     for k, day in enumerate(days):

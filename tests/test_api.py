@@ -34,8 +34,8 @@ def test_grid_json_names_its_run_and_grid(served) -> None:  # type: ignore[no-un
     assert r.status_code == 200
     body = r.json()
     assert body["run"]["run_id"] == run_id and body["run"]["trained_on_synthetic_data"] is True
-    assert body["run"]["model_name"] == "convlstm-case3" and len(body["run"]["model_sha256"]) == 64
-    assert body["run"]["cmaq_init"].startswith("2024-01-08T15:00")
+    assert body["run"]["model"]["name"] == "convlstm-case3" and len(body["run"]["model"]["sha256"]) == 64
+    assert body["run"]["cmaq_init"] == "2024-01-09T00:00:00+09:00"  # one convention: KST
     assert np.asarray(body["values"]).shape == (24, 68, 59)
     assert body["valid_times"][0] == "2024-01-09T00:00:00+09:00"
     assert body["grid"]["ncols"] == 59 and body["grid"]["projection"] == "lambert_conformal_conic"

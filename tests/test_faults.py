@@ -17,11 +17,12 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from service.jobs import recover_interrupted, run_daily_forecast
-from service.scheduler import SEOUL, Scheduler
+from service.scheduler import Scheduler
 from service.settings import GridSpec, Settings
 from service.storage import repository as repo
 from service.storage.db import make_engine, normalise_url, session_factory
 from service.storage.tables import RunField, RunStatus
+from service.timeaxis import KST as SEOUL
 from service.twin.sample import write_sample_day
 
 from .conftest import DAY
@@ -33,13 +34,14 @@ CHILD = textwrap.dedent(
     """
     import datetime as dt, sys, time
     from pathlib import Path
-    from service.jobs import load_forecaster, run_daily_forecast
+    from service.forecast.model import load_forecaster
+    from service.jobs import run_daily_forecast
     from service.settings import Settings
     from service.storage.db import make_engine, session_factory
 
     settings = Settings()
     marker = Path(sys.argv[1])
-    real = load_forecaster(str(settings.model_path), 68, 59)
+    real = load_forecaster(str(settings.model_path), settings.grid)
 
     class Slow:
         card, path = real.card, real.path
@@ -155,7 +157,8 @@ def test_sigkill_while_storing_leaves_nothing_half_done(setup, db_url: str) -> N
 SCHEDULER_CHILD = textwrap.dedent(
     """
     import datetime as dt, sys
-    from service.scheduler import Scheduler, SEOUL
+    from service.scheduler import Scheduler
+    from service.timeaxis import KST as SEOUL
     from service.settings import Settings
     print(Scheduler(Settings()).tick(dt.datetime(2024, 1, 8, 19, 0, tzinfo=SEOUL)), flush=True)
     """

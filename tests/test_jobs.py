@@ -10,12 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from service.jobs import (
-    ForecastValidationError,
-    load_forecaster,
-    run_daily_forecast,
-    validate_forecast,
-)
+from service.forecast.check import ForecastValidationError, validate_forecast
+from service.forecast.model import load_forecaster
+from service.jobs import run_daily_forecast
 from service.settings import GridSpec, Settings
 from service.storage import repository as repo
 from service.storage.db import make_engine, session_factory
@@ -163,8 +160,8 @@ def test_output_validation_rejects_bad_fields() -> None:
 
 
 def test_the_model_is_loaded_once_per_process(tiny_model: Path) -> None:
-    a = load_forecaster(str(tiny_model), 68, 59)
-    b = load_forecaster(str(tiny_model), 68, 59)
+    a = load_forecaster(str(tiny_model), GridSpec())
+    b = load_forecaster(str(tiny_model), GridSpec())
     assert a is b
 
 

@@ -17,6 +17,7 @@ from models.convlstm import build_model
 from models.metrics import rmse_by_hour, spatial_rmse_by_hour
 from models.scaling import MinMax
 from service.features import FEATURE_NAMES
+from service.grid import Grid
 from service.settings import GridSpec
 from service.twin.sample import write_sample_day
 
@@ -102,7 +103,7 @@ def test_tiny_training_run_writes_a_self_describing_artifact(
 
 def test_loaded_model_forecasts_non_negative_pm25(tiny_artifact: tuple[Path, Path]) -> None:
     path, root = tiny_artifact
-    model = LoadedModel(path, list(FEATURE_NAMES), {"nrows": 68, "ncols": 59})
+    model = LoadedModel(path, list(FEATURE_NAMES), Grid(GridSpec()).describe())
     x = np.load(root / "cache" / "X.npy", mmap_mode="r")[0]
     out = model.predict(x)
     assert out.shape == (24, 68, 59) and out.dtype == np.float32
@@ -123,8 +124,8 @@ def test_mismatched_features_and_grid_are_refused(tiny_artifact: tuple[Path, Pat
     swapped[0], swapped[1] = swapped[1], swapped[0]
     with pytest.raises(ModelArtifactError, match="expects features"):
         LoadedModel(path, swapped)
-    with pytest.raises(ModelArtifactError, match="grid ncols=59"):
-        LoadedModel(path, list(FEATURE_NAMES), {"ncols": 60})
+    with pytest.raises(ModelArtifactError, match="another grid.*ncols: card 59, service 60"):
+        LoadedModel(path, list(FEATURE_NAMES), Grid(GridSpec(ncols=60)).describe())
 
 
 def test_missing_card_is_refused(tiny_artifact: tuple[Path, Path], tmp_path: Path) -> None:
@@ -136,15 +137,15 @@ def test_missing_card_is_refused(tiny_artifact: tuple[Path, Path], tmp_path: Pat
 
 def test_the_shipped_case3_loads_and_forecasts_a_day(tmp_path: Path) -> None:
     """A fresh clone forecasts without training: the artifact matches its card."""
+    from service.forecast.model import load_forecaster
     from service.forecast.tensor import assemble_inputs
-    from service.jobs import load_forecaster
     from service.settings import Settings
 
     settings = Settings()
     card = json.loads((settings.model_path.parent / "card.json").read_text())
     assert card["case"] == 3 and card["synthetic"] is True and card["training"]["filters"] == 36
     assert card["metrics"]["rmse_reduction_percent"] >= 15.0
-    model = load_forecaster(str(settings.model_path), 68, 59)
+    model = load_forecaster(str(settings.model_path), settings.grid)
     write_sample_day(tmp_path, dt.date(2024, 1, 9), GridSpec())
     out = model.predict(assemble_inputs(dt.date(2024, 1, 9), Settings(inbox=tmp_path)).tensor)
     assert out.shape == (24, 68, 59) and np.isfinite(out).all() and out.min() >= 0.0

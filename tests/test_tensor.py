@@ -65,10 +65,11 @@ def test_templates_use_the_run_date_and_skip_partial_files(tmp_path: Path) -> No
 
 
 def test_a_day_the_inbox_does_not_hold(settings: Settings, tmp_path: Path) -> None:
-    other = tmp_path / "inbox" / "cmaq" / "20240110"
-    other.mkdir(parents=True)
-    for f in (tmp_path / "inbox" / "cmaq" / "20240109").iterdir():
-        (other / f.name).write_bytes(f.read_bytes())
+    for kind in ("cmaq", "wrf"):  # the day's files, delivered under the wrong date
+        other = tmp_path / "inbox" / kind / "20240110"
+        other.mkdir(parents=True)
+        for f in (tmp_path / "inbox" / kind / "20240109").iterdir():
+            (other / f.name).write_bytes(f.read_bytes())
     with pytest.raises(TimeCoverageError, match="wrong dates: KST day 2024-01-10"):
         assemble_inputs(dt.date(2024, 1, 10), settings)
 

@@ -8,122 +8,25 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import OrderedDict
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from threading import Lock
+from http import HTTPStatus
 from typing import Any
 
-import numpy as np
-import numpy.typing as npt
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.responses import JSONResponse
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from sqlalchemy.orm import Session, sessionmaker
 
 from service import __version__
+from service.api import forecasts, ops, runs
+from service.api.deps import AppState, Metrics, problem_response
 from service.grid import Grid
 from service.settings import Settings, get_settings
-from service.stations import Station, load_stations
+from service.stations import load_stations
 from service.storage.db import make_engine, session_factory
 
 log = logging.getLogger(__name__)
-F32 = npt.NDArray[np.float32]
 WEAK_TOKENS = {"", "admin", "changeme", "change-me", "secret", "password", "token", "demo"}
-
-
-class Problem(HTTPException):
-    """An HTTP error rendered as an RFC 9457 problem document."""
-
-    def __init__(self, status: int, title: str, detail: str, **extra: Any) -> None:
-        super().__init__(status_code=status, detail=detail)
-        self.title = title
-        self.extra = extra
-
-
-def problem_response(
-    status: int, title: str, detail: str, instance: str, **extra: Any
-) -> JSONResponse:
-    body = {
-        "type": "about:blank",
-        "title": title,
-        "status": status,
-        "detail": detail,
-        "instance": instance,
-        **extra,
-    }
-    return JSONResponse(body, status_code=status, media_type="application/problem+json")
-
-
-class LRU:
-    """A small thread-safe LRU cache (decoded fields, rendered files) keyed by run."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._data: OrderedDict[Any, Any] = OrderedDict()
-        self._lock = Lock()
-
-    def get(self, key: Any) -> Any:
-        with self._lock:
-            if key in self._data:
-                self._data.move_to_end(key)
-                return self._data[key]
-        return None
-
-    def put(self, key: Any, value: Any) -> Any:
-        with self._lock:
-            self._data[key] = value
-            self._data.move_to_end(key)
-            while len(self._data) > self.size:
-                self._data.popitem(last=False)
-        return value
-
-
-@dataclass
-class Metrics:
-    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
-
-    def __post_init__(self) -> None:
-        r = self.registry
-        self.requests = Counter(
-            "pm25_http_requests_total", "HTTP requests", ["route", "method", "status"], registry=r
-        )
-        self.latency = Histogram(
-            "pm25_http_request_seconds",
-            "HTTP request latency",
-            ["route"],
-            registry=r,
-            buckets=(0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
-        )
-        self.runs = Gauge("pm25_runs", "Runs in the database by status", ["status"], registry=r)
-        self.forecast_age = Gauge(
-            "pm25_latest_forecast_age_seconds",
-            "Seconds since the latest forecast was published",
-            registry=r,
-        )
-        self.latest_target = Gauge(
-            "pm25_latest_forecast_target_date",
-            "Target date of the latest forecast (YYYYMMDD)",
-            registry=r,
-        )
-
-
-@dataclass
-class AppState:
-    """Everything the routes share: settings, grid, sessions, catalogue, caches, metrics."""
-
-    settings: Settings
-    grid: Grid
-    sessions: sessionmaker[Session]
-    stations: tuple[Station, ...]
-    station_cells: dict[str, tuple[int, int] | None]
-    fields: LRU = field(default_factory=lambda: LRU(16))
-    files: LRU = field(default_factory=lambda: LRU(64))
-    publications: LRU = field(default_factory=lambda: LRU(64))
-    points: LRU = field(default_factory=lambda: LRU(4096))
-    metrics: Metrics = field(default_factory=Metrics)
 
 
 def check_admin_token(settings: Settings) -> None:
@@ -163,7 +66,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=(
             "Tomorrow's hourly PM2.5 over South Korea (9 km grid) from CMAQ and WRF, corrected "
             "by a ConvLSTM (Case 3). Responses say when the model was trained on SYNTHETIC "
-            "data and when a forecast is CMAQ's own (fallback)."
+            "data and when a forecast is CMAQ's own (fallback). Every timestamp is ISO 8601 "
+            "with an explicit offset, in Korea Standard Time (+09:00); dates are KST days."
         ),
         lifespan=lifespan,
     )
@@ -193,8 +97,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "the server could not answer; the error is logged",
             request.url.path,
         )
-
-    from service.api import forecasts, ops, runs
 
     app.include_router(forecasts.router)
     app.include_router(runs.router)
@@ -238,8 +140,6 @@ class TimingMiddleware:
 
 
 def _reason(status: int) -> str:
-    from http import HTTPStatus
-
     try:
         return HTTPStatus(status).phrase
     except ValueError:

@@ -9,76 +9,30 @@ import time
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from service.api.app import F32, LRU, AppState, Problem
 from service.api.coast import load_coastline
+from service.api.deps import F32, AppState, Problem, StateDep, parse_date
 from service.api.render import to_netcdf, to_png
+from service.api.schemas import RunRef
 from service.api.selection import OutsideGridError, PointSelection, select_point, summarize
 from service.storage import repository as repo
 from service.storage.tables import Run
+from service.timeaxis import valid_times_kst
 
 router = APIRouter(prefix="/v1", tags=["forecasts"])
-KST = dt.timezone(dt.timedelta(hours=9))
 CACHE_CONTROL = "public, max-age=300"
-_META = LRU(256)
 MAX_POINTS = 500
 
 
-def get_state(request: Request) -> AppState:
-    state: AppState = request.app.state.pm25
-    return state
-
-
-StateDep = Annotated[AppState, Depends(get_state)]
-
-
-def parse_date(text: str, state: AppState) -> dt.date:
-    """``YYYY-MM-DD``, ``tomorrow`` (KST) or ``latest`` (the newest published date)."""
-    if text == "tomorrow":
-        return dt.datetime.now(KST).date() + dt.timedelta(days=1)
-    if text == "latest":
-        with state.sessions() as s:
-            run = repo.latest_published(s)
-        if run is None:
-            raise Problem(404, "No forecast", "no forecast has been published yet")
-        return run.target_date
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise Problem(
-            422, "Invalid date", f"{text!r} is not a date: use YYYY-MM-DD, 'tomorrow' or 'latest'"
-        ) from None
-
-
-def run_meta(run: Run) -> dict[str, Any]:
-    """What every forecast response says about the run that produced it (cached per run)."""
-    cached = _META.get(run.id)
+def run_meta(state: AppState, run: Run) -> dict[str, Any]:
+    """What every forecast response says about its run, as JSON (cached per run)."""
+    cached = state.run_refs.get(run.id)
     if cached is not None:
         return cached
-    return _META.put(run.id, _run_meta(run))
-
-
-def _run_meta(run: Run) -> dict[str, Any]:
-    model = run.model
-    return {
-        "run_id": run.id,
-        "target_date": run.target_date.isoformat(),
-        "attempt": run.attempt,
-        "published_at": run.finished_at.isoformat() if run.finished_at else None,
-        "cmaq_fallback": run.fallback,
-        "model_name": model.name if model else None,
-        "model_version": model.version if model else None,
-        "model_sha256": model.sha256 if model else None,
-        "trained_on_synthetic_data": model.synthetic if model else None,
-        "cmaq_init": run.cmaq_init.isoformat() if run.cmaq_init else None,
-        "wrf_init": run.wrf_init.isoformat() if run.wrf_init else None,
-        "note": "CMAQ's own PM2.5, published because the model could not run"
-        if run.fallback
-        else ("model trained on SYNTHETIC twin data" if model and model.synthetic else None),
-    }
+    return state.run_refs.put(run.id, RunRef.of(run).model_dump(mode="json"))
 
 
 def published(state: AppState, date: dt.date) -> tuple[Run, F32]:
@@ -131,11 +85,6 @@ def _published_from_db(state: AppState, date: dt.date) -> tuple[Run, F32]:
     return run, field
 
 
-def valid_times(date: dt.date) -> list[dt.datetime]:
-    start = dt.datetime.combine(date, dt.time(0), tzinfo=KST)
-    return [start + dt.timedelta(hours=h) for h in range(24)]
-
-
 def not_modified(request: Request, etag: str) -> Response | None:
     inm = request.headers.get("if-none-match", "")
     if etag in [t.strip() for t in inm.split(",")] or inm.strip() == "*":
@@ -174,8 +123,8 @@ def get_grid(
         return cached
     hours = list(range(24)) if hour is None else [hour]
     headers = {"ETag": etag, "Cache-Control": CACHE_CONTROL, "X-Run-Id": str(run.id)}
-    times = [valid_times(day)[h] for h in hours]
-    meta = run_meta(run)
+    times = [valid_times_kst(day)[h] for h in hours]
+    meta = run_meta(state, run)
     if format == "json":
         body = {
             "run": meta,
@@ -195,11 +144,7 @@ def get_grid(
                 hours,
                 times,
                 state.grid,
-                {
-                    **{k: v for k, v in meta.items() if k != "note"},
-                    "note": meta["note"] or "",
-                    "time_zone_of_target_date": "Asia/Seoul",
-                },
+                netcdf_attributes(meta),
             )
         else:
             assert hour is not None
@@ -212,6 +157,15 @@ def get_grid(
     if format == "netcdf":
         headers["Content-Disposition"] = f'attachment; filename="pm25_{day:%Y%m%d}.nc"'
     return Response(data, media_type=media, headers=headers)
+
+
+def netcdf_attributes(meta: dict[str, Any]) -> dict[str, Any]:
+    """The run's reference as flat global attributes of a netCDF file (no None values)."""
+    model = meta.get("model") or {}
+    flat = {k: v for k, v in meta.items() if k != "model"}
+    flat.update({f"model_{k}": v for k, v in model.items()})
+    flat["time_zone_of_target_date"] = "Asia/Seoul"
+    return {k: ("" if v is None else v) for k, v in flat.items()}
 
 
 def selection(state: AppState, lat: float, lon: float, method: str) -> PointSelection:
@@ -253,7 +207,7 @@ def point_body(
         "lat": lat,
         "lon": lon,
         "method": method,
-        "valid_times": [t.isoformat() for t in valid_times(day)],
+        "valid_times": [t.isoformat() for t in valid_times_kst(day)],
         "values": [round(float(v), 2) for v in values],
         "units": "ug/m3",
         **summarize(values),
@@ -288,7 +242,7 @@ async def get_point(
     etag = f'"run-{run.id}-point-{lat}-{lon}-{method}"'
     if (cached := not_modified(request, etag)) is not None:
         return cached
-    body = {"run": run_meta(run), **point_body(state, day, run, field, lat, lon, method)}
+    body = {"run": run_meta(state, run), **point_body(state, day, run, field, lat, lon, method)}
     return JSONResponse(body, headers={"ETag": etag, "Cache-Control": CACHE_CONTROL})
 
 
@@ -313,7 +267,7 @@ def post_points(date: str, body: PointsIn, state: StateDep) -> dict[str, Any]:
             results.append(point_body(state, day, run, field, p.lat, p.lon, body.method, p.id))
         except Problem as exc:
             results.append({"lat": p.lat, "lon": p.lon, "id": p.id, "error": exc.detail})
-    return {"run": run_meta(run), "count": len(results), "results": results}
+    return {"run": run_meta(state, run), "count": len(results), "results": results}
 
 
 def station_rows(state: AppState, day: dt.date, field: F32) -> list[dict[str, Any]]:
@@ -362,9 +316,10 @@ def get_stations_forecast(
                 "sido",
                 "lat",
                 "lon",
-                "daily_mean",
+                "daily_mean_ug_m3",
                 "grade",
-                *[f"h{h:02d}" for h in range(24)],
+                # one column per valid hour, named by its time: ISO 8601, KST, explicit offset
+                *[t.isoformat() for t in valid_times_kst(day)],
             ]
         )
         for r in rows:
@@ -382,8 +337,8 @@ def get_stations_forecast(
             )
         return Response(buf.getvalue(), media_type="text/csv; charset=utf-8", headers=headers)
     body = {
-        "run": run_meta(run),
-        "valid_times": [t.isoformat() for t in valid_times(day)],
+        "run": run_meta(state, run),
+        "valid_times": [t.isoformat() for t in valid_times_kst(day)],
         "units": "ug/m3",
         "count": len(rows),
         "stations": rows,
@@ -430,7 +385,7 @@ def get_station_forecast(
     day, run, field = forecast(date, state)
     body = point_body(state, day, run, field, station.lat, station.lon, "bilinear")
     return {
-        "run": run_meta(run),
+        "run": run_meta(state, run),
         "station": {
             "station_code": station.code or None,
             "station_name": station.name,

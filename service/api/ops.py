@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
 from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -11,8 +10,8 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from service import __version__
-from service.api.app import Problem
-from service.api.forecasts import StateDep
+from service.api.deps import Problem, StateDep
+from service.api.schemas import Health, Ready
 from service.storage import repository as repo
 from service.storage.tables import Run, RunStatus
 
@@ -20,12 +19,12 @@ router = APIRouter(tags=["operations"])
 
 
 @router.get("/v1/health", summary="Liveness")
-def health() -> dict[str, Any]:
-    return {"status": "ok", "version": __version__}
+def health() -> Health:
+    return Health(status="ok", version=__version__)
 
 
 @router.get("/v1/ready", summary="Readiness: the database answers")
-def ready(state: StateDep) -> dict[str, Any]:
+def ready(state: StateDep) -> Ready:
     try:
         with state.sessions() as s:
             s.execute(text("SELECT 1"))
@@ -33,7 +32,7 @@ def ready(state: StateDep) -> dict[str, Any]:
         raise Problem(
             503, "Not ready", f"the database is unreachable ({type(exc).__name__})"
         ) from None
-    return {"status": "ready"}
+    return Ready(status="ready")
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)

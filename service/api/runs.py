@@ -4,57 +4,29 @@ from __future__ import annotations
 
 import datetime as dt
 import hmac
-from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query
 from fastapi.responses import JSONResponse
 
-from service.api.app import Problem
-from service.api.forecasts import StateDep, parse_date
+from service.api.deps import Problem, StateDep, parse_date
+from service.api.schemas import (
+    DayStatus,
+    LastSuccess,
+    RunInfo,
+    RunList,
+    RunQueued,
+    RunsOfDate,
+    SchedulerBeat,
+    Status,
+    TomorrowStatus,
+)
 from service.storage import repository as repo
 from service.storage.db import transaction
-from service.storage.tables import Run, RunStatus
+from service.storage.tables import RunStatus
+from service.timeaxis import KST, deadline_of
 
 router = APIRouter(prefix="/v1", tags=["runs"])
-SEOUL = ZoneInfo("Asia/Seoul")
-
-
-def run_body(run: Run, published_id: int | None = None) -> dict[str, Any]:
-    """Everything an operator needs to know about one attempt."""
-    model = run.model
-    return {
-        "run_id": run.id,
-        "target_date": run.target_date.isoformat(),
-        "attempt": run.attempt,
-        "status": run.status.value,
-        "published": published_id == run.id,
-        "cmaq_fallback": run.fallback,
-        "trigger": run.trigger,
-        "created_at": _kst(run.created_at),
-        "started_at": _kst(run.started_at),
-        "finished_at": _kst(run.finished_at),
-        "stage": run.stage,
-        "error": run.error,
-        "timings_s": run.timings,
-        "inputs": run.inputs.get("files", []),
-        "cmaq_init": _kst(run.cmaq_init),
-        "wrf_init": _kst(run.wrf_init),
-        "model": {
-            "name": model.name,
-            "version": model.version,
-            "case": model.case,
-            "sha256": model.sha256,
-            "trained_on_synthetic_data": model.synthetic,
-        }
-        if model
-        else None,
-        "field_stats": run.stats,
-    }
-
-
-def _kst(value: dt.datetime | None) -> str | None:
-    return value.astimezone(SEOUL).isoformat() if value else None
 
 
 @router.get("/runs", summary="Run history, newest first")
@@ -68,29 +40,29 @@ def list_runs(
     to: Annotated[dt.date | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
-) -> dict[str, Any]:
+) -> RunList:
     with state.sessions() as s:
         runs, total = repo.list_runs(
             s, status=status, start=from_, end=to, limit=limit, offset=offset
         )
         pubs = {r.target_date: repo.published_run(s, r.target_date) for r in runs}
-        items = [run_body(r, p.id if (p := pubs[r.target_date]) else None) for r in runs]
+        items = [RunInfo.of_run(r, p.id if (p := pubs[r.target_date]) else None) for r in runs]
     nxt = offset + limit if offset + limit < total else None
-    return {"total": total, "limit": limit, "offset": offset, "next_offset": nxt, "runs": items}
+    return RunList(total=total, limit=limit, offset=offset, next_offset=nxt, runs=items)
 
 
 @router.get("/runs/latest", summary="The newest run")
-def latest_run(state: StateDep) -> dict[str, Any]:
+def latest_run(state: StateDep) -> RunInfo:
     with state.sessions() as s:
         runs, _ = repo.list_runs(s, limit=1)
         if not runs:
             raise Problem(404, "No run", "no run has been recorded yet")
         pub = repo.published_run(s, runs[0].target_date)
-        return run_body(runs[0], pub.id if pub else None)
+        return RunInfo.of_run(runs[0], pub.id if pub else None)
 
 
 @router.get("/runs/{date}", summary="The runs of one target date")
-def runs_of_date(date: str, state: StateDep) -> dict[str, Any]:
+def runs_of_date(date: str, state: StateDep) -> RunsOfDate:
     """The published run of the date (if any) and every attempt, oldest first."""
     day = parse_date(date, state)
     with state.sessions() as s:
@@ -99,23 +71,20 @@ def runs_of_date(date: str, state: StateDep) -> dict[str, Any]:
             raise Problem(404, "No run", f"no run for {day}")
         pub = repo.published_run(s, day)
         pid = pub.id if pub else None
-        return {
-            "target_date": day.isoformat(),
-            "published_run_id": pid,
-            "latest": run_body(attempts[-1], pid),
-            "attempts": [run_body(r, pid) for r in attempts],
-        }
+        return RunsOfDate(
+            target_date=day,
+            published_run_id=pid,
+            latest=RunInfo.of_run(attempts[-1], pid),
+            attempts=[RunInfo.of_run(r, pid) for r in attempts],
+        )
 
 
 @router.get("/status", summary="The monitoring summary")
-def status(state: StateDep) -> dict[str, Any]:
+def status(state: StateDep) -> Status:
     """Tomorrow's run, the last success, lateness against the deadline, the scheduler, 14 days."""
-    settings = state.settings
     now = dt.datetime.now(dt.UTC)
-    today = now.astimezone(SEOUL).date()
-    tomorrow = today + dt.timedelta(days=1)
-    hh, mm = (int(v) for v in settings.deadline_time_kst.split(":"))
-    deadline = dt.datetime.combine(today, dt.time(hh, mm), tzinfo=SEOUL)
+    tomorrow = now.astimezone(KST).date() + dt.timedelta(days=1)
+    deadline = deadline_of(tomorrow, state.settings.deadline_time_kst)
     with state.sessions() as s:
         t_runs = repo.runs_for_date(s, tomorrow)
         t_pub = repo.published_run(s, tomorrow)
@@ -127,47 +96,45 @@ def status(state: StateDep) -> dict[str, Any]:
             runs = repo.runs_for_date(s, d)
             pub = repo.published_run(s, d)
             days.append(
-                {
-                    "date": d.isoformat(),
-                    "status": runs[-1].status.value if runs else "none",
-                    "attempts": len(runs),
-                    "published": pub is not None,
-                    "cmaq_fallback": bool(pub and pub.fallback),
-                }
+                DayStatus(
+                    date=d,
+                    status=runs[-1].status.value if runs else "none",
+                    attempts=len(runs),
+                    published=pub is not None,
+                    cmaq_fallback=bool(pub and pub.fallback),
+                )
             )
-        tomorrow_state = t_runs[-1].status.value if t_runs else "none"
         late = t_pub is None and now > deadline
-        heartbeat = None
-        if beat is not None:
-            heartbeat = {
-                "seen_at": _kst(beat.seen_at),
-                "age_s": round((now - beat.seen_at).total_seconds(), 1),
-                "leader": bool(beat.info.get("leader")),
-            }
-        body: dict[str, Any] = {
-            "now": now.astimezone(SEOUL).isoformat(),
-            "tomorrow": {
-                "date": tomorrow.isoformat(),
-                "state": tomorrow_state,
-                "published": t_pub is not None,
-                "deadline": deadline.isoformat(),
-                "late": late,
-                "failed": bool(t_runs) and t_runs[-1].status == RunStatus.FAILED,
-                "error": t_runs[-1].error if t_runs else None,
-            },
-            "last_success": {
-                "date": last_ok.target_date.isoformat(),
-                "run_id": last_ok.id,
-                "published_at": _kst(last_ok.finished_at),
-                "cmaq_fallback": last_ok.fallback,
-            }
+        failed = bool(t_runs) and t_runs[-1].status == RunStatus.FAILED
+        return Status(
+            now=now.astimezone(KST),
+            tomorrow=TomorrowStatus(
+                date=tomorrow,
+                state=t_runs[-1].status.value if t_runs else "none",
+                published=t_pub is not None,
+                deadline=deadline,
+                late=late,
+                failed=failed,
+                error=t_runs[-1].error if t_runs else None,
+            ),
+            last_success=LastSuccess(
+                date=last_ok.target_date,
+                run_id=last_ok.id,
+                published_at=last_ok.finished_at.astimezone(KST) if last_ok.finished_at else None,
+                cmaq_fallback=last_ok.fallback,
+            )
             if last_ok
             else None,
-            "scheduler": heartbeat,
-            "last_14_days": days,
-        }
-    body["healthy"] = bool(last_ok) and not late and not body["tomorrow"]["failed"]
-    return body
+            scheduler=SchedulerBeat(
+                seen_at=beat.seen_at.astimezone(KST),
+                age_s=round((now - beat.seen_at).total_seconds(), 1),
+                leader=bool(beat.info.get("leader")),
+            )
+            if beat is not None
+            else None,
+            last_14_days=days,
+            healthy=bool(last_ok) and not late and not failed,
+        )
 
 
 @router.post("/runs/{date}", status_code=202, summary="Start or re-run a date (admin)")
@@ -193,10 +160,12 @@ def start_run(
             run = repo.new_run(s, day, "api")
             run.status = RunStatus.PENDING
             run.started_at = None
-        body = {
-            "run_id": run.id,
-            "target_date": day.isoformat(),
-            "status": run.status.value,
-            "message": "queued: the scheduler runs it at its next tick",
-        }
-    return JSONResponse(body, status_code=202, headers={"Location": f"/v1/runs/{day}"})
+        body = RunQueued(
+            run_id=run.id,
+            target_date=day,
+            status=run.status.value,
+            message="queued: the scheduler runs it at its next tick",
+        )
+    return JSONResponse(
+        body.model_dump(mode="json"), status_code=202, headers={"Location": f"/v1/runs/{day}"}
+    )

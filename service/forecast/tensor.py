@@ -14,11 +14,11 @@ import numpy as np
 import numpy.typing as npt
 
 from service.errors import MissingInputError
-from service.features import FEATURE_NAMES, HOURS, INPUT_FEATURES
+from service.features import FEATURE_NAMES, INPUT_FEATURES
 from service.grid import Grid
 from service.ingest import FileRecord, SourceFields, read_analysis, read_cmaq, read_wrf
-from service.ingest.common import forecast_hours
 from service.settings import Settings
+from service.timeaxis import HOURS, forecast_hours
 
 
 def resolve_inputs(inbox: str | Path, template: str, date: dt.date) -> list[Path]:
@@ -91,7 +91,45 @@ def stack_features(cmaq: SourceFields, wrf: SourceFields) -> npt.NDArray[np.floa
     return out
 
 
-def assemble_inputs(date: dt.date, settings: Settings, grid: Grid | None = None) -> ModelInputs:
+@dataclass(frozen=True)
+class InputPaths:
+    """The files a run reads for one target date, resolved once.
+
+    Attributes
+    ----------
+    cmaq, wrf
+        The files each template matched, sorted by name.
+    """
+
+    cmaq: tuple[Path, ...]
+    wrf: tuple[Path, ...]
+
+    def all(self) -> tuple[Path, ...]:
+        """Every file, CMAQ first."""
+        return self.cmaq + self.wrf
+
+
+def find_input_paths(date: dt.date, settings: Settings) -> InputPaths:
+    """Resolve the CMAQ and WRF templates for target day ``date``.
+
+    Raises
+    ------
+    MissingInputError
+        A template matches no file.
+    """
+    return InputPaths(
+        cmaq=tuple(resolve_inputs(settings.inbox, settings.cmaq_template, date)),
+        wrf=tuple(resolve_inputs(settings.inbox, settings.wrf_template, date)),
+    )
+
+
+def assemble_inputs(
+    date: dt.date,
+    settings: Settings,
+    grid: Grid | None = None,
+    *,
+    paths: InputPaths | None = None,
+) -> ModelInputs:
     """Build the model input for target day ``date`` from the inbox.
 
     Parameters
@@ -102,6 +140,9 @@ def assemble_inputs(date: dt.date, settings: Settings, grid: Grid | None = None)
         Inbox and path templates (and the grid, unless ``grid`` is given).
     grid
         The service grid, if already built.
+    paths
+        The files to read, if the caller resolved them already (the daily run resolves them
+        once, checks that they have settled, and reads exactly those).
 
     Raises
     ------
@@ -109,8 +150,9 @@ def assemble_inputs(date: dt.date, settings: Settings, grid: Grid | None = None)
         A subclass naming the file and the problem.
     """
     grid = grid or Grid(settings.grid)
-    cmaq = read_cmaq(resolve_inputs(settings.inbox, settings.cmaq_template, date), date, grid)
-    wrf = read_wrf(resolve_inputs(settings.inbox, settings.wrf_template, date), date, grid)
+    paths = paths or find_input_paths(date, settings)
+    cmaq = read_cmaq(list(paths.cmaq), date, grid)
+    wrf = read_wrf(list(paths.wrf), date, grid)
     tensor = stack_features(cmaq, wrf)
     assert tensor.shape == (HOURS, *grid.shape, len(INPUT_FEATURES))
     return ModelInputs(date, tensor, forecast_hours(date), cmaq.files + wrf.files)

@@ -7,7 +7,6 @@ import hashlib
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import numpy.typing as npt
@@ -23,19 +22,9 @@ from service.errors import (
 from service.features import Feature
 from service.formats.ioapi import BADVAL3, LAMBERT, IoapiHeader
 from service.grid import Grid
-
-KST = ZoneInfo("Asia/Seoul")
-UTC = dt.UTC
-
-
-def forecast_hours(date: dt.date) -> list[dt.datetime]:
-    """The 24 valid times of KST day ``date`` as aware UTC datetimes (D-1 15:00 .. D 14:00).
-
-    >>> [t.isoformat() for t in forecast_hours(dt.date(2024, 1, 9))[::23]]
-    ['2024-01-08T15:00:00+00:00', '2024-01-09T14:00:00+00:00']
-    """
-    start = dt.datetime.combine(date, dt.time(0), tzinfo=KST).astimezone(UTC)
-    return [start + dt.timedelta(hours=h) for h in range(24)]
+from service.timeaxis import KST as KST  # the readers' messages name KST hours
+from service.timeaxis import UTC
+from service.timeaxis import forecast_hours as forecast_hours  # the readers' valid times
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,6 @@ from sqlalchemy import (
     Date,
     DateTime,
     Enum,
-    Float,
     ForeignKey,
     Integer,
     LargeBinary,
@@ -64,7 +63,8 @@ class Base(DeclarativeBase):
 
 
 class ModelRecord(Base):
-    """A model artifact that produced forecasts (identified by its weights' sha256)."""
+    """A model artifact that produced forecasts, identified by its ``artifact_sha256`` (weights
+    and every card field that changes the output)."""
 
     __tablename__ = "models"
 
@@ -138,19 +138,6 @@ class Publication(Base):
     published_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
 
     run: Mapped[Run] = relationship(lazy="joined")
-
-
-class Verification(Base):
-    """Room for scores of a published forecast against the analysis (filled later)."""
-
-    __tablename__ = "verifications"
-    __table_args__ = (UniqueConstraint("run_id", "metric", name="uq_verification_metric"),)
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
-    metric: Mapped[str] = mapped_column(String(64))
-    value: Mapped[float] = mapped_column(Float)
-    computed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
 
 
 class Heartbeat(Base):

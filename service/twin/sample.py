@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from service.ingest.common import forecast_hours
 from service.settings import GridSpec
+from service.timeaxis import forecast_hours
 from service.twin.domains import (
     PARENT_COL_MARGIN,
     PARENT_ROW_MARGIN,

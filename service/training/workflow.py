@@ -24,9 +24,9 @@ from models.evaluate import card_metrics, evaluate, map_days, predict_all, write
 from models.train import TrainConfig, save_history, train
 from service import __version__
 from service.features import INPUT_FEATURES, TARGET
-from service.forecast.dataset import Dataset, build_dataset
 from service.grid import Grid
 from service.settings import GridSpec
+from service.training.dataset import Dataset, build_dataset
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +153,7 @@ def evaluate_on_archive(
     predictions, histories, names = {}, {}, {}
     synthetic = False
     for path in model_paths:
-        model = LoadedModel(path, feature_names, {"nrows": grid.nrows, "ncols": grid.ncols})
+        model = LoadedModel(path, feature_names, Grid(grid).describe())
         name = names[path] = f"case{model.card.case}"
         predictions[name] = predict_all(model, data.x)
         synthetic = synthetic or model.card.synthetic

@@ -20,9 +20,10 @@ import numpy as np
 import numpy.typing as npt
 
 from service.errors import InputFileError
-from service.features import FEATURE_NAMES, HOURS
+from service.features import FEATURE_NAMES
 from service.forecast.tensor import assemble_inputs, load_truth
 from service.settings import GridSpec, Settings
+from service.timeaxis import HOURS
 
 log = logging.getLogger(__name__)
 F32 = npt.NDArray[np.float32]
