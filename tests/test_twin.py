@@ -16,7 +16,9 @@ from service.cli import main
 from service.features import CO, NO2, SO2
 from service.forecast.tensor import assemble_inputs, load_truth
 from service.settings import GridSpec, Settings
+from service.timeaxis import KST
 from service.twin.archive import BLOCK_DAYS, Twin, block_start, generate
+from service.twin.report import write_report
 from service.twin.world import GAS_CEILING_PPM, State, World, winter_index
 
 DAY = dt.date(2021, 1, 9)
@@ -85,6 +87,33 @@ def test_same_seed_same_bytes_and_sub_range_equals_full_range(
     generate(GridSpec(), DAY, DAY, tmp_path, workers=1, progress=False)
     full = {k: v for k, v in _digests(archive).items() if f"{DAY:%Y%m%d}" in k}
     assert _digests(tmp_path) == full and len(full) == 3
+
+
+def test_report_reads_the_archive_back_and_compares_seoul_with_real_hours(
+    archive: Path, tmp_path: Path
+) -> None:
+    seoul_csv = tmp_path / "seoul.csv"
+    first_end = dt.datetime(2021, 1, 8, 1, tzinfo=KST)  # the source stamps the hour's end
+    ends = [first_end + dt.timedelta(hours=h) for h in range(48)]
+    rows = [f"{t.isoformat()},{'' if h == 5 else 20 + h % 7}" for h, t in enumerate(ends)]
+    seoul_csv.write_text("time_kst,pm25_ugm3\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    out = tmp_path / "report"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # months without days are NaN
+        path, ok = write_report(archive, out, DAY - dt.timedelta(days=1), DAY, seoul_csv)
+    text = path.read_text(encoding="utf-8")
+    assert "(2 days)" in text and "rejected" not in text
+    assert ok == ("**Every target is met.**" in text)
+    assert "| 2021 analysis mean (grid) |" in text
+    assert "| mean | " in text and "## What CMAQ gets wrong in the twin" in text
+    for png in (
+        "seoul_monthly",
+        "seoul_histogram",
+        "seoul_timeseries",
+        "maps",
+        "cmaq_rmse_by_hour",
+    ):
+        assert (out / f"{png}.png").is_file() and f"]({png}.png)" in text
 
 
 def test_another_seed_gives_another_world(tmp_path: Path) -> None:

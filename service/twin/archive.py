@@ -5,13 +5,17 @@ For every target day D (KST):
 * the **truth** is the world itself, run continuously in blocks of 7 days, each started 3 days
   early from clean air, so that any day's files depend only on the seed and the day: writing
   a sub-range gives the same files as writing the whole range;
-* the **CMAQ forecast** restarts from the truth at D-1 00 UTC, 15 hours before D begins (its
-  spin-up), with the day's random errors and the fixed biases of :func:`random_errors`, and
-  over-predicts peaks as chemistry models tend to;
-* the **WRF forecast** is the weather that drove the CMAQ forecast (25 hourly records, rain
-  accumulated since its 00 UTC start);
-* the **analysis** is the CMAQ forecast corrected toward synthetic observations at the 657
-  AirKorea stations (truth plus noise, some missing) with Cressman weights of radius 28 km.
+* the **CMAQ forecast** is the same world model run beside the truth over the same block,
+  from the same clean start: it never restarts from the truth and never sees observations,
+  but carries its own state from day to day, each hour driven by the forecast weather of
+  the KST day it belongs to (that day's random errors and the fixed biases of
+  :func:`random_errors`); it over-predicts peaks as chemistry models tend to;
+* the **WRF forecast** is the weather that drove the CMAQ forecast, initialised at D-1 00 UTC
+  (25 hourly records from D-1 14 UTC, rain accumulated since the initial time);
+* the **analysis** is a CMAQ-style background (the same model run beside the truth with the
+  true weather and only the fixed biases, peaks over-predicted) corrected toward synthetic
+  observations at the 657 AirKorea stations (truth plus noise, some missing) with Cressman
+  weights of radius 28 km.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ F = npt.NDArray[np.float64]
 BLOCK_DAYS = 7
 SPINUP_DAYS = 3
 EPOCH_DAY = dt.date(2000, 1, 3)
-FORECAST_SPINUP_H = 15  # CMAQ/WRF start at D-1 00 UTC = D-1 09 KST
+WRF_LEAD_H = 15  # the WRF forecast starts at D-1 00 UTC (09 KST), 15 hours before D begins
 WRF_MARGIN = 3  # WRF domain cells beyond the CMAQ parent grid on each side
 CRESSMAN_RADIUS_M = 28_000.0
 OBS_MISSING = 0.04
@@ -123,11 +127,12 @@ class Twin:
         return random_errors(self.seed, day, (self.world.ny, self.world.nx))
 
     def simulate_block(self, start: dt.date, last: dt.date | None = None) -> Iterator[DayFields]:
-        """Run truth and forecast model side by side over a block; yield each day's fields.
+        """Run truth, forecast model and analysis background side by side; yield each day.
 
-        Both runs begin ``SPINUP_DAYS`` early from clean air. The forecast model, like an
-        operational CMAQ, carries its own state from day to day and never sees observations;
-        each hour it is driven by the forecast weather (and errors) of the KST day it belongs to.
+        All three runs begin ``SPINUP_DAYS`` before ``start`` from clean air. The forecast
+        model, like an operational CMAQ, carries its own state from day to day and never sees
+        observations; each hour it is driven by the forecast weather (and errors) of the KST day
+        it belongs to. The background has the true weather and only the fixed biases.
         """
         t0 = dt.datetime.combine(start - dt.timedelta(days=SPINUP_DAYS), dt.time(0), tzinfo=dt.UTC)
         truth = self.world.initial_state(t0)
@@ -161,9 +166,11 @@ class Twin:
             cmaq = {n: np.array([c[n] for c in chem]) for n in chem[0]}
             overpredict_peaks(cmaq)
             init = dt.datetime.combine(day - dt.timedelta(days=1), dt.time(0), tzinfo=dt.UTC)
+            # The rain of D-1 01..14 UTC, before the first record. That record (14 UTC) adds
+            # its own hour again, so the hour counts twice; kept: the archive's bytes rest on it.
             spin = [
                 self.world.weather(init + dt.timedelta(hours=h), err).rain
-                for h in range(1, FORECAST_SPINUP_H)
+                for h in range(1, WRF_LEAD_H)
             ]
             rain0 = np.sum(spin, axis=0) if spin else np.zeros((self.world.ny, self.world.nx))
             rain = np.cumsum([rain0 + weather[0].rain, *[w.rain for w in weather[1:]]], axis=0)
@@ -199,10 +206,6 @@ class Twin:
             spread = (wv @ inc) / np.maximum(wsum, 1e-9) * np.minimum(wsum, 1.0)
             out[h] = np.maximum(background[h] + spread.reshape(background.shape[1:]), 0.0)
         return out
-
-    def block_days(self, start: dt.date, last: dt.date | None = None) -> Iterator[DayFields]:
-        """Simulate a block and yield the fields of each of its days."""
-        return self.simulate_block(start, last)
 
     # -- files -------------------------------------------------------------------------------
 
@@ -249,7 +252,7 @@ def _write_block(
     service, seed, style, start, first, last, out = args
     twin = _twin(service, seed, style)
     written = []
-    for fields in twin.block_days(start, last):
+    for fields in twin.simulate_block(start, last):
         if first <= fields.day <= last:
             twin.write_day(fields, Path(out))
             written.append(fields.day.isoformat())

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -21,12 +22,18 @@ from service.ingest import read_analysis, read_cmaq
 from service.settings import GridSpec
 from service.stations import load_stations
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
 F = npt.NDArray[np.float64]
+Times = npt.NDArray[np.datetime64]
 SEOUL = "서울특별시"
 DEFAULT_SEOUL_CSV = (
     Path(__file__).resolve().parents[2].parent
     / "shared/data/seoul/seoul_cityavg_hourly_2018_2022.csv"
 )
+#: Resolution of every figure of the report.
+FIGURE_DPI = 110
 
 
 @dataclass
@@ -39,12 +46,139 @@ class Target:
     ok: bool
 
 
+@dataclass
+class YearSums:
+    """Running sums over one year's analysis and CMAQ values: enough for means, spreads, RMSE."""
+
+    n: int = 0
+    analysis_sum: float = 0.0
+    analysis_sum2: float = 0.0
+    analysis_max: float = 0.0
+    cmaq_sum: float = 0.0
+    cmaq_sum2: float = 0.0
+    error_sum2: float = 0.0
+
+    def add(self, analysis: F, cmaq: F) -> None:
+        """Count one day's hourly fields ``(24, rows, cols)``."""
+        self.n += analysis.size
+        self.analysis_sum += analysis.sum()
+        self.analysis_sum2 += (analysis**2).sum()
+        self.analysis_max = max(self.analysis_max, float(analysis.max()))
+        self.cmaq_sum += cmaq.sum()
+        self.cmaq_sum2 += (cmaq**2).sum()
+        self.error_sum2 += ((cmaq - analysis) ** 2).sum()
+
+    @property
+    def analysis_mean(self) -> float:
+        """Mean of the analysis over every cell and hour."""
+        return self.analysis_sum / self.n
+
+    @property
+    def analysis_std(self) -> float:
+        """Standard deviation of the analysis over every cell and hour."""
+        return float(np.sqrt(self.analysis_sum2 / self.n - self.analysis_mean**2))
+
+    @property
+    def cmaq_mean(self) -> float:
+        """Mean of CMAQ's PM2.5 over every cell and hour."""
+        return self.cmaq_sum / self.n
+
+    @property
+    def cmaq_std(self) -> float:
+        """Standard deviation of CMAQ's PM2.5 over every cell and hour."""
+        return float(np.sqrt(self.cmaq_sum2 / self.n - self.cmaq_mean**2))
+
+    @property
+    def rmse(self) -> float:
+        """Hourly RMSE of CMAQ against the analysis."""
+        return float(np.sqrt(self.error_sum2 / self.n))
+
+
+@dataclass
+class ArchiveStats:
+    """What :func:`collect` measures in an archive: everything the targets and figures need.
+
+    Attributes
+    ----------
+    years
+        Running sums of each calendar year.
+    seoul_times, seoul
+        Hour-start times (KST, naive ``datetime64[h]``) and the analysis averaged over the
+        cells of Seoul's stations.
+    rmse_by_hour
+        RMSE of CMAQ against the analysis at each of the 24 hours (KST).
+    mean_map
+        Mean analysis of every cell.
+    jan9_noon
+        Analysis and CMAQ maps at 12 KST on 9 January, by year.
+    days
+        Days read.
+    skipped
+        Days the readers rejected (ISO date), with the reason.
+    """
+
+    years: dict[int, YearSums]
+    seoul_times: Times
+    seoul: F
+    rmse_by_hour: F
+    mean_map: F
+    jan9_noon: dict[int, tuple[F, F]] = field(default_factory=dict)
+    days: int = 0
+    skipped: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SeriesSummary:
+    """Hourly PM2.5 at Seoul in five numbers.
+
+    The mean, the 99th percentile and the share of hours at or above 75 ug/m3 count the
+    finite hours only; the autocorrelations are of the series as given.
+    """
+
+    mean: float
+    p99: float
+    ge75_percent: float
+    lag1: float
+    lag24: float
+
+
+@dataclass(frozen=True)
+class SeoulObservations:
+    """Real hourly PM2.5 at Seoul: hour-start times (KST, naive) and values (NaN if missing)."""
+
+    times: Times
+    values: F
+
+    @property
+    def summary(self) -> SeriesSummary:
+        """The five numbers; the autocorrelations fill missing hours with the mean."""
+        return summarise_series(self.values, fill_gaps=True)
+
+    @property
+    def monthly(self) -> F:
+        """Mean of each calendar month (1..12)."""
+        return monthly_means(self.times, self.values)
+
+
 def _lag_corr(x: F, lag: int) -> float:
     return float(np.corrcoef(x[:-lag], x[lag:])[0, 1])
 
 
-def read_seoul_observations(path: Path, start: dt.date, end: dt.date) -> tuple[F, F]:
-    """Real Seoul hourly PM2.5 as (hour-start times in KST as datetime64, values).
+def summarise_series(values: F, *, fill_gaps: bool = False) -> SeriesSummary:
+    """Summarise an hourly series; with ``fill_gaps`` NaNs become the mean for the lags."""
+    finite = values[np.isfinite(values)]
+    lagged = np.where(np.isfinite(values), values, np.nanmean(values)) if fill_gaps else values
+    return SeriesSummary(
+        mean=float(finite.mean()),
+        p99=float(np.percentile(finite, 99)),
+        ge75_percent=float((finite >= 75).mean() * 100),
+        lag1=_lag_corr(lagged, 1),
+        lag24=_lag_corr(lagged, 24),
+    )
+
+
+def read_seoul_observations(path: Path, start: dt.date, end: dt.date) -> SeoulObservations:
+    """Real Seoul hourly PM2.5 of the hours starting in ``start..end`` (KST).
 
     The source stamps the *end* of the averaging hour; duplicates are dropped; missing values
     are NaN.
@@ -60,30 +194,21 @@ def read_seoul_observations(path: Path, start: dt.date, end: dt.date) -> tuple[F
             value = row["pm25_ugm3"].strip()
             seen.setdefault(key, float(value) if value else np.nan)
     times = np.array(sorted(seen))
-    return times, np.array([seen[t] for t in times])
+    return SeoulObservations(times, np.array([seen[t] for t in times]))
 
 
-def _series_stats(x: F) -> dict[str, float]:
-    x = x[np.isfinite(x)]
-    return {
-        "mean": float(x.mean()),
-        "p99": float(np.percentile(x, 99)),
-        "ge75": float((x >= 75).mean() * 100),
-    }
-
-
-def collect(archive: Path, start: dt.date, end: dt.date, service: GridSpec) -> dict[str, object]:
+def collect(archive: Path, start: dt.date, end: dt.date, service: GridSpec) -> ArchiveStats:
     """Read every day of the archive; gather the statistics the targets need."""
     grid = Grid(service)
     cells = [grid.cell_of(s.lat, s.lon) for s in load_stations() if s.sido == SEOUL]
     rows, cols = np.array([c for c in cells if c is not None]).T
-    years: dict[int, dict[str, float]] = {}
+    years: dict[int, YearSums] = {}
     seoul_times, seoul_vals = [], []
     rmse_by_hour = np.zeros(24)
     hours_n = 0
     mean_map = np.zeros(grid.shape)
     days = 0
-    jan9: dict[int, tuple[F, F]] = {}
+    jan9_noon: dict[int, tuple[F, F]] = {}
     day = start
     skipped: dict[str, str] = {}
     while day <= end:
@@ -97,26 +222,7 @@ def collect(archive: Path, start: dt.date, end: dt.date, service: GridSpec) -> d
             continue
         a = analysis.data["pm25"].values.astype(np.float64)
         c = cmaq.data["pm25"].values.astype(np.float64)
-        y = years.setdefault(
-            day.year,
-            {
-                "n": 0,
-                "sum": 0.0,
-                "sum2": 0.0,
-                "max": 0.0,
-                "csum": 0.0,
-                "csum2": 0.0,
-                "err2": 0.0,
-                "bias": 0.0,
-            },
-        )
-        y["n"] += a.size
-        y["sum"] += a.sum()
-        y["sum2"] += (a**2).sum()
-        y["max"] = max(y["max"], float(a.max()))
-        y["csum"] += c.sum()
-        y["csum2"] += (c**2).sum()
-        y["err2"] += ((c - a) ** 2).sum()
+        years.setdefault(day.year, YearSums()).add(a, c)
         rmse_by_hour += ((c - a) ** 2).mean(axis=(1, 2))
         hours_n += 1
         mean_map += a.mean(axis=0)
@@ -125,64 +231,46 @@ def collect(archive: Path, start: dt.date, end: dt.date, service: GridSpec) -> d
         seoul_times.append(start_kst + np.arange(24))
         seoul_vals.append(a[:, rows, cols].mean(axis=1))
         if day.month == 1 and day.day == 9:
-            jan9[day.year] = (a[12], c[12])
+            jan9_noon[day.year] = (a[12], c[12])
         day += dt.timedelta(days=1)
-    return {
-        "years": years,
-        "seoul_times": np.concatenate(seoul_times),
-        "seoul": np.concatenate(seoul_vals),
-        "rmse_by_hour": np.sqrt(rmse_by_hour / max(hours_n, 1)),
-        "mean_map": mean_map / max(days, 1),
-        "jan9": jan9,
-        "days": days,
-        "skipped": skipped,
-    }
+    return ArchiveStats(
+        years=years,
+        seoul_times=np.concatenate(seoul_times),
+        seoul=np.concatenate(seoul_vals),
+        rmse_by_hour=np.sqrt(rmse_by_hour / max(hours_n, 1)),
+        mean_map=mean_map / max(days, 1),
+        jan9_noon=jan9_noon,
+        days=days,
+        skipped=skipped,
+    )
 
 
-def evaluate_targets(stats: dict[str, object], real: F | None) -> list[Target]:
-    """Check every calibration target of the twin issue."""
+def evaluate_targets(stats: ArchiveStats, real: F | None) -> list[Target]:
+    """Check every calibration target of the twin issue (``real``: real Seoul monthly means)."""
     targets: list[Target] = []
-    years: dict[int, dict[str, float]] = stats["years"]  # type: ignore[assignment]
-    for year, y in sorted(years.items()):
-        mean = y["sum"] / y["n"]
-        std = np.sqrt(y["sum2"] / y["n"] - mean**2)
-        cmean = y["csum"] / y["n"]
-        cstd = np.sqrt(y["csum2"] / y["n"] - cmean**2)
-        rmse = np.sqrt(y["err2"] / y["n"])
+    for year, y in sorted(stats.years.items()):
+        mean, std, rmse = y.analysis_mean, y.analysis_std, y.rmse
+        bias = y.cmaq_mean - mean
         targets += [
             Target(f"{year} analysis mean (grid)", mean, "10-18 ug/m3", 10 <= mean <= 18),
             Target(f"{year} analysis std (grid)", std, "9-17", 9 <= std <= 17),
-            Target(f"{year} analysis max (grid)", y["max"], ">= 250", y["max"] >= 250),
+            Target(f"{year} analysis max (grid)", y.analysis_max, ">= 250", y.analysis_max >= 250),
             Target(f"{year} CMAQ hourly RMSE vs analysis", rmse, "9-12", 9 <= rmse <= 12),
-            Target(f"{year} CMAQ mean bias", cmean - mean, "0 to +1.5", 0 <= cmean - mean <= 1.5),
-            Target(f"{year} CMAQ std > analysis std", cstd - std, "> 0", cstd > std),
+            Target(f"{year} CMAQ mean bias", bias, "0 to +1.5", 0 <= bias <= 1.5),
+            Target(f"{year} CMAQ std > analysis std", y.cmaq_std - std, "> 0", y.cmaq_std > std),
         ]
-    seoul: F = stats["seoul"]  # type: ignore[assignment]
-    s = _series_stats(seoul)
+    s = summarise_series(stats.seoul)
     targets += [
-        Target("Seoul mean", s["mean"], "21.0 +- 20% (16.8-25.2)", 16.8 <= s["mean"] <= 25.2),
+        Target("Seoul mean", s.mean, "21.0 +- 20% (16.8-25.2)", 16.8 <= s.mean <= 25.2),
         Target(
-            "Seoul 99th percentile",
-            s["p99"],
-            "81 +- 25% (60.75-101.25)",
-            60.75 <= s["p99"] <= 101.25,
+            "Seoul 99th percentile", s.p99, "81 +- 25% (60.75-101.25)", 60.75 <= s.p99 <= 101.25
         ),
-        Target(
-            "Seoul hour-to-hour autocorrelation",
-            _lag_corr(seoul, 1),
-            ">= 0.95",
-            _lag_corr(seoul, 1) >= 0.95,
-        ),
-        Target(
-            "Seoul 24-hour autocorrelation",
-            _lag_corr(seoul, 24),
-            "0.3-0.7",
-            0.3 <= _lag_corr(seoul, 24) <= 0.7,
-        ),
-        Target("Seoul hours >= 75 ug/m3 (%)", s["ge75"], "0.5-3", 0.5 <= s["ge75"] <= 3),
+        Target("Seoul hour-to-hour autocorrelation", s.lag1, ">= 0.95", s.lag1 >= 0.95),
+        Target("Seoul 24-hour autocorrelation", s.lag24, "0.3-0.7", 0.3 <= s.lag24 <= 0.7),
+        Target("Seoul hours >= 75 ug/m3 (%)", s.ge75_percent, "0.5-3", 0.5 <= s.ge75_percent <= 3),
     ]
     if real is not None:
-        synth_m = monthly_means(stats["seoul_times"], seoul)  # type: ignore[arg-type]
+        synth_m = monthly_means(stats.seoul_times, stats.seoul)
         corr = float(np.corrcoef(synth_m, real)[0, 1])
         targets.append(
             Target("Seoul monthly means, correlation with real", corr, ">= 0.8", corr >= 0.8)
@@ -190,10 +278,153 @@ def evaluate_targets(stats: dict[str, object], real: F | None) -> list[Target]:
     return targets
 
 
-def monthly_means(times: F, values: F) -> F:
+def monthly_means(times: Times, values: F) -> F:
     """Mean of each calendar month (1..12) over all years."""
     months = times.astype("datetime64[M]").astype(int) % 12
     return np.array([np.nanmean(values[months == m]) for m in range(12)])
+
+
+# -- figures: each writes one PNG into ``out`` and returns its markdown image line -----------
+
+
+def _save(fig: Figure, path: Path, alt: str) -> str:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=FIGURE_DPI)
+    plt.close(fig)
+    return f"![{alt}]({path.name})"
+
+
+def plot_seoul_monthly(
+    out: Path, stats: ArchiveStats, real: SeoulObservations | None, start: dt.date, end: dt.date
+) -> str:
+    """Monthly means at Seoul, twin and real."""
+    import matplotlib.pyplot as plt
+
+    months = np.arange(1, 13)
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    twin_monthly = monthly_means(stats.seoul_times, stats.seoul)
+    ax.plot(months, twin_monthly, "o-", label="twin analysis at Seoul (SYNTHETIC)")
+    if real is not None:
+        ax.plot(months, real.monthly, "s--", label="real Seoul observations")
+    ax.set(
+        xlabel="month", ylabel="PM2.5 (ug/m3)", title=f"Seoul monthly means {start.year}-{end.year}"
+    )
+    ax.legend()
+    return _save(fig, out / "seoul_monthly.png", "Seoul monthly")
+
+
+def plot_seoul_histogram(out: Path, stats: ArchiveStats, real: SeoulObservations | None) -> str:
+    """Distribution of hourly PM2.5 at Seoul, twin and real (log density)."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    bins = [float(b) for b in np.arange(0, 200, 5)]
+    ax.hist(stats.seoul, bins=bins, density=True, alpha=0.6, label="twin (SYNTHETIC)")
+    if real is not None:
+        measured = real.values[np.isfinite(real.values)]
+        ax.hist(measured, bins=bins, density=True, alpha=0.6, label="real")
+    ax.set(xlabel="hourly PM2.5 at Seoul (ug/m3)", ylabel="density", yscale="log")
+    ax.legend()
+    return _save(fig, out / "seoul_histogram.png", "Seoul histogram")
+
+
+def plot_seoul_timeseries(
+    out: Path, stats: ArchiveStats, real: SeoulObservations | None, year: int
+) -> str:
+    """Hourly PM2.5 at Seoul over January-March of ``year``, twin and real."""
+    import matplotlib.pyplot as plt
+
+    first, stop = np.datetime64(f"{year}-01-01"), np.datetime64(f"{year}-04-01")
+    fig, ax = plt.subplots(figsize=(9, 3.5))
+    sel = (stats.seoul_times >= first) & (stats.seoul_times < stop)
+    ax.plot(stats.seoul_times[sel], stats.seoul[sel], lw=0.7, label="twin (SYNTHETIC)")
+    if real is not None:
+        rsel = (real.times >= first) & (real.times < stop)
+        ax.plot(real.times[rsel], real.values[rsel], lw=0.7, alpha=0.7, label="real")
+    ax.set(ylabel="PM2.5 (ug/m3)", title=f"Seoul, January-March {year}")
+    ax.legend()
+    return _save(fig, out / "seoul_timeseries.png", "Seoul time series")
+
+
+def plot_maps(out: Path, stats: ArchiveStats) -> str:
+    """The mean analysis, and analysis and CMAQ at 12 KST on 9 January of the first year."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(12, 4.2))
+    im = axes[0].imshow(stats.mean_map, origin="lower", cmap="magma_r")
+    axes[0].set_title("mean analysis PM2.5 (SYNTHETIC)")
+    fig.colorbar(im, ax=axes[0], shrink=0.8)
+    if stats.jan9_noon:
+        year = min(stats.jan9_noon)
+        a, c = stats.jan9_noon[year]
+        vmax = float(max(a.max(), c.max()))
+        axes[1].imshow(a, origin="lower", cmap="magma_r", vmin=0, vmax=vmax)
+        axes[1].set_title(f"analysis {year}-01-09 12 KST")
+        im2 = axes[2].imshow(c, origin="lower", cmap="magma_r", vmin=0, vmax=vmax)
+        axes[2].set_title(f"CMAQ {year}-01-09 12 KST")
+        fig.colorbar(im2, ax=axes[2], shrink=0.8)
+    return _save(fig, out / "maps.png", "maps")
+
+
+def plot_cmaq_rmse_by_hour(out: Path, stats: ArchiveStats) -> str:
+    """RMSE of raw CMAQ against the analysis at each hour of the day."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    ax.plot(np.arange(24), stats.rmse_by_hour, "o-")
+    ax.set(xlabel="forecast hour (KST)", ylabel="RMSE (ug/m3)", title="raw CMAQ vs analysis")
+    return _save(fig, out / "cmaq_rmse_by_hour.png", "CMAQ RMSE by hour")
+
+
+# -- markdown -------------------------------------------------------------------------------
+
+
+def _skipped_section(skipped: dict[str, str]) -> list[str]:
+    if not skipped:
+        return []
+    return [
+        f"{len(skipped)} day(s) were rejected by the readers and left out:",
+        "",
+        *[f"- {day}: {why}" for day, why in skipped.items()],
+        "",
+    ]
+
+
+def _targets_table(targets: list[Target]) -> list[str]:
+    return [
+        "| target | measured | rule | |",
+        "|---|---|---|---|",
+        *[
+            f"| {t.name} | {t.value:.3g} | {t.rule} | {'ok' if t.ok else 'MISSED'} |"
+            for t in targets
+        ],
+        "",
+    ]
+
+
+def _seoul_comparison(stats: ArchiveStats, real: SeoulObservations) -> list[str]:
+    twin, measured = summarise_series(stats.seoul), real.summary
+    twin_monthly = monthly_means(stats.seoul_times, stats.seoul)
+    return [
+        "## Seoul: twin against the real observations",
+        "",
+        "| | twin (SYNTHETIC) | real |",
+        "|---|---|---|",
+        f"| mean | {twin.mean:.1f} | {measured.mean:.1f} |",
+        f"| 99th percentile | {twin.p99:.0f} | {measured.p99:.0f} |",
+        f"| hours >= 75 (%) | {twin.ge75_percent:.2f} | {measured.ge75_percent:.2f} |",
+        f"| lag-1 h autocorrelation | {twin.lag1:.3f} | {measured.lag1:.3f} |",
+        f"| lag-24 h autocorrelation | {twin.lag24:.2f} | {measured.lag24:.2f} |",
+        "",
+        "Monthly means (Jan..Dec): twin "
+        + ", ".join(f"{v:.1f}" for v in twin_monthly)
+        + "; real "
+        + ", ".join(f"{v:.1f}" for v in real.monthly)
+        + ".",
+        "",
+    ]
 
 
 def write_report(
@@ -204,108 +435,47 @@ def write_report(
     seoul_csv: Path | None = None,
     service: GridSpec | None = None,
 ) -> tuple[Path, bool]:
-    """Measure ``archive`` and write ``out/REPORT.md`` with PNG plots; return (path, all ok)."""
+    """Measure ``archive`` and write ``out/REPORT.md`` with PNG plots.
+
+    Parameters
+    ----------
+    archive
+        The twin archive (an inbox folder).
+    out
+        Folder for the report and its figures.
+    start, end
+        The target days to measure (inclusive).
+    seoul_csv
+        Seoul's real hourly observations (default: ``DEFAULT_SEOUL_CSV`` where it exists).
+    service
+        The service grid (default: the settings' grid).
+
+    Returns
+    -------
+    tuple of Path and bool
+        The report's path and whether every target is met.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    service = service or GridSpec()
     out.mkdir(parents=True, exist_ok=True)
-    stats = collect(archive, start, end, service)
+    stats = collect(archive, start, end, service or GridSpec())
     seoul_csv = seoul_csv or (DEFAULT_SEOUL_CSV if DEFAULT_SEOUL_CSV.exists() else None)
-    real_monthly = real_stats = None
-    real_series = None
-    if seoul_csv is not None:
-        rt, rv = read_seoul_observations(seoul_csv, start, end)
-        real_monthly = monthly_means(rt, rv)
-        real_stats = _series_stats(rv)
-        finite = np.where(np.isfinite(rv), rv, np.nanmean(rv))
-        real_stats["ac1"] = _lag_corr(finite, 1)
-        real_stats["ac24"] = _lag_corr(finite, 24)
-        real_series = (rt, rv)
-    targets = evaluate_targets(stats, real_monthly)
-    seoul: F = stats["seoul"]  # type: ignore[assignment]
-    stimes: F = stats["seoul_times"]  # type: ignore[assignment]
-
-    # Plots.
-    months = np.arange(1, 13)
-    fig, ax = plt.subplots(figsize=(7, 3.5))
-    ax.plot(months, monthly_means(stimes, seoul), "o-", label="twin analysis at Seoul (SYNTHETIC)")
-    if real_monthly is not None:
-        ax.plot(months, real_monthly, "s--", label="real Seoul observations")
-    ax.set(
-        xlabel="month", ylabel="PM2.5 (ug/m3)", title=f"Seoul monthly means {start.year}-{end.year}"
-    )
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(out / "seoul_monthly.png", dpi=110)
-    plt.close(fig)
-
-    fig, ax = plt.subplots(figsize=(7, 3.5))
-    bins = [float(b) for b in np.arange(0, 200, 5)]
-    ax.hist(seoul, bins=bins, density=True, alpha=0.6, label="twin (SYNTHETIC)")
-    if real_series is not None:
-        ax.hist(
-            real_series[1][np.isfinite(real_series[1])],
-            bins=bins,
-            density=True,
-            alpha=0.6,
-            label="real",
-        )
-    ax.set(xlabel="hourly PM2.5 at Seoul (ug/m3)", ylabel="density", yscale="log")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(out / "seoul_histogram.png", dpi=110)
-    plt.close(fig)
-
-    fig, ax = plt.subplots(figsize=(9, 3.5))
-    sel = (stimes >= np.datetime64(f"{start.year}-01-01")) & (
-        stimes < np.datetime64(f"{start.year}-04-01")
-    )
-    ax.plot(stimes[sel], seoul[sel], lw=0.7, label="twin (SYNTHETIC)")
-    if real_series is not None:
-        rsel = (real_series[0] >= np.datetime64(f"{start.year}-01-01")) & (
-            real_series[0] < np.datetime64(f"{start.year}-04-01")
-        )
-        ax.plot(real_series[0][rsel], real_series[1][rsel], lw=0.7, alpha=0.7, label="real")
-    ax.set(ylabel="PM2.5 (ug/m3)", title=f"Seoul, January-March {start.year}")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(out / "seoul_timeseries.png", dpi=110)
-    plt.close(fig)
-
-    fig, axes = plt.subplots(1, 3, figsize=(12, 4.2))
-    mean_map: F = stats["mean_map"]  # type: ignore[assignment]
-    im = axes[0].imshow(mean_map, origin="lower", cmap="magma_r")
-    axes[0].set_title("mean analysis PM2.5 (SYNTHETIC)")
-    fig.colorbar(im, ax=axes[0], shrink=0.8)
-    jan9: dict[int, tuple[F, F]] = stats["jan9"]  # type: ignore[assignment]
-    if jan9:
-        year = min(jan9)
-        a, c = jan9[year]
-        vmax = float(max(a.max(), c.max()))
-        axes[1].imshow(a, origin="lower", cmap="magma_r", vmin=0, vmax=vmax)
-        axes[1].set_title(f"analysis {year}-01-09 12 KST")
-        im2 = axes[2].imshow(c, origin="lower", cmap="magma_r", vmin=0, vmax=vmax)
-        axes[2].set_title(f"CMAQ {year}-01-09 12 KST")
-        fig.colorbar(im2, ax=axes[2], shrink=0.8)
-    fig.tight_layout()
-    fig.savefig(out / "maps.png", dpi=110)
-    plt.close(fig)
-
-    fig, ax = plt.subplots(figsize=(7, 3.2))
-    ax.plot(np.arange(24), stats["rmse_by_hour"], "o-")  # type: ignore[arg-type]
-    ax.set(xlabel="forecast hour (KST)", ylabel="RMSE (ug/m3)", title="raw CMAQ vs analysis")
-    fig.tight_layout()
-    fig.savefig(out / "cmaq_rmse_by_hour.png", dpi=110)
-    plt.close(fig)
-
+    real = read_seoul_observations(seoul_csv, start, end) if seoul_csv is not None else None
+    targets = evaluate_targets(stats, real.monthly if real is not None else None)
+    figures = [
+        plot_seoul_monthly(out, stats, real, start, end),
+        plot_seoul_histogram(out, stats, real),
+        plot_seoul_timeseries(out, stats, real, start.year),
+        plot_maps(out, stats),
+        plot_cmaq_rmse_by_hour(out, stats),
+    ]
     ok = all(t.ok for t in targets)
     lines = [
         "# The twin's calibration report (SYNTHETIC data)",
         "",
-        f"Archive `{archive}`, target days {start} .. {end} ({stats['days']} days), "
+        f"Archive `{archive}`, target days {start} .. {end} ({stats.days} days), "
         "read back through the service's own readers.",
         "",
         "Made with:",
@@ -317,47 +487,10 @@ def write_report(
         "",
         f"**{'Every target is met.' if ok else 'Some targets are missed (marked MISSED).'}**",
         "",
-        *(
-            [f"{len(stats['skipped'])} day(s) were rejected by the readers and left out:", ""]  # type: ignore[arg-type]
-            + [f"- {d}: {why}" for d, why in stats["skipped"].items()]  # type: ignore[attr-defined]
-            + [""]
-            if stats["skipped"]
-            else []
-        ),
-        "| target | measured | rule | |",
-        "|---|---|---|---|",
-        *[
-            f"| {t.name} | {t.value:.3g} | {t.rule} | {'ok' if t.ok else 'MISSED'} |"
-            for t in targets
-        ],
-        "",
-    ]
-    if real_stats is not None:
-        s = _series_stats(seoul)
-        lines += [
-            "## Seoul: twin against the real observations",
-            "",
-            "| | twin (SYNTHETIC) | real |",
-            "|---|---|---|",
-            f"| mean | {s['mean']:.1f} | {real_stats['mean']:.1f} |",
-            f"| 99th percentile | {s['p99']:.0f} | {real_stats['p99']:.0f} |",
-            f"| hours >= 75 (%) | {s['ge75']:.2f} | {real_stats['ge75']:.2f} |",
-            f"| lag-1 h autocorrelation | {_lag_corr(seoul, 1):.3f} | {real_stats['ac1']:.3f} |",
-            f"| lag-24 h autocorrelation | {_lag_corr(seoul, 24):.2f} | {real_stats['ac24']:.2f} |",
-            "",
-            "Monthly means (Jan..Dec): twin "
-            + ", ".join(f"{v:.1f}" for v in monthly_means(stimes, seoul))
-            + "; real "
-            + ", ".join(f"{v:.1f}" for v in real_monthly)  # type: ignore[union-attr]
-            + ".",
-            "",
-        ]
-    lines += [
-        "![Seoul monthly](seoul_monthly.png)",
-        "![Seoul histogram](seoul_histogram.png)",
-        "![Seoul time series](seoul_timeseries.png)",
-        "![maps](maps.png)",
-        "![CMAQ RMSE by hour](cmaq_rmse_by_hour.png)",
+        *_skipped_section(stats.skipped),
+        *_targets_table(targets),
+        *(_seoul_comparison(stats, real) if real is not None else []),
+        *figures,
         "",
         errors_doc(),
     ]

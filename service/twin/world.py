@@ -26,7 +26,7 @@ seed. All of it is SYNTHETIC.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from functools import cached_property
 
 import numpy as np
@@ -36,6 +36,7 @@ from scipy.special import ndtri
 
 from service.settings import GridSpec
 from service.stations import load_stations
+from service.timeaxis import KST
 from service.twin.domains import WrfDomain, wrf_domain
 
 F = npt.NDArray[np.float64]
@@ -135,13 +136,6 @@ class State:
     tracers: F  # (len(TRACERS), ny, nx)
     pbl: F
     time: dt.datetime
-
-
-@dataclass(frozen=True)
-class Chemistry:
-    """Surface concentrations at one hour, in the service's canonical units."""
-
-    fields: dict[str, F] = field(default_factory=dict)
 
 
 class World:
@@ -371,7 +365,7 @@ class World:
     def emissions(self, when: dt.datetime, errors: Errors = TRUTH) -> F:
         """Emission rates per tracer (ug/m3 per hour into a 1,000 m layer)."""
         w = winter_index(when)
-        local = when.astimezone(dt.timezone(dt.timedelta(hours=9)))
+        local = when.astimezone(KST)
         h = local.hour
         traffic = 0.6 + 0.5 * (np.exp(-(((h - 8) / 2.0) ** 2)) + np.exp(-(((h - 19) / 2.5) ** 2)))
         weekday = 0.85 if local.weekday() >= 5 else 1.0
