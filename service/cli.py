@@ -39,21 +39,80 @@ class DateType(click.ParamType):
 DATE = DateType()
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def operational_message(exc: BaseException) -> str | None:
+    """One clear line for an operational error (database, schema, settings, token), or None.
+
+    Database errors name the database with its password hidden and never show SQL.
+    """
+    from pydantic import ValidationError
+    from sqlalchemy.exc import OperationalError, ProgrammingError, SQLAlchemyError
+
+    from service.storage.migrate import SchemaNotReadyError
+
+    if isinstance(exc, SchemaNotReadyError):
+        return str(exc)
+    if isinstance(exc, ValidationError):
+        problems = "; ".join(
+            f"PM25_{'__'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in exc.errors()
+        )
+        return f"invalid settings: {problems}"
+    if isinstance(exc, OperationalError | ProgrammingError) and "no such table" in str(exc):
+        return "the database has no schema yet: run `pm25 migrate` first"
+    if isinstance(exc, OperationalError):
+        return f"the database is unreachable ({_database_for_messages()}): {_reason(exc)}"
+    if isinstance(exc, SQLAlchemyError):
+        return f"database error ({type(exc).__name__}); run with --debug for details"
+    if isinstance(exc, RuntimeError) and "PM25_ADMIN_TOKEN" in str(exc):
+        return str(exc)
+    return None
+
+
+def _reason(exc: BaseException) -> str:
+    """The driver's own first line, without SQL."""
+    orig = getattr(exc, "orig", None) or exc
+    return (str(orig).strip().splitlines() or [type(orig).__name__])[0][:200]
+
+
+def _database_for_messages() -> str:
+    from service.settings import get_settings
+    from service.storage.db import redact
+
+    try:
+        return redact(get_settings().database_url)
+    except Exception:  # settings themselves are broken: say less
+        return "PM25_DATABASE_URL"
+
+
+class Pm25Group(click.Group):
+    """The ``pm25`` group: operational errors end in one line and exit 1 (``--debug``: raise)."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception as exc:
+            if ctx.meta.get("pm25.debug"):
+                raise
+            message = operational_message(exc)
+            if message is None:
+                message = f"{type(exc).__name__}: {exc} (run with --debug for the traceback)"
+            click.echo(f"Error: {message}", err=True)
+            ctx.exit(1)
+
+
+@click.group(cls=Pm25Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="pm25")
 @click.option("-v", "--verbose", is_flag=True, help="Log debug messages.")
-def main(verbose: bool) -> None:
+@click.option("--debug", is_flag=True, help="Show the traceback of an operational error.")
+@click.pass_context
+def main(ctx: click.Context, verbose: bool, debug: bool) -> None:
     """Tomorrow's hourly PM2.5 over South Korea: CMAQ + WRF -> ConvLSTM (Case 3) -> HTTP."""
-    from pydantic import ValidationError
-
     from service.logs import configure_logging
     from service.settings import get_settings
 
-    try:
-        level = "DEBUG" if verbose else get_settings().log_level
-    except ValidationError as exc:
-        raise click.ClickException(f"invalid PM25_* settings: {exc}") from None
-    configure_logging(level)
+    ctx.meta["pm25.debug"] = debug
+    configure_logging("DEBUG" if verbose or debug else get_settings().log_level)
 
 
 @main.command()
@@ -271,11 +330,47 @@ def evaluate(
 
 
 def _pipeline() -> tuple[Settings, sessionmaker[Session]]:
+    """The settings and sessions of a command that runs the pipeline, after checking that the
+    database is reachable and migrated, and recovering attempts whose worker is gone."""
+    from service.jobs import recover_interrupted
     from service.settings import get_settings
-    from service.storage.db import make_engine, session_factory
+    from service.storage.db import make_engine, redact, session_factory
+    from service.storage.migrate import check_schema
 
     settings = get_settings()
-    return settings, session_factory(make_engine(settings.database_url))
+    engine = make_engine(settings.database_url)
+    check_schema(engine, redact(settings.database_url))
+    sessions = session_factory(engine)
+    recover_interrupted(sessions, dt.timedelta(seconds=settings.run_lease_seconds))
+    return settings, sessions
+
+
+def _wait_until_settled(date: dt.date, settings: Settings) -> None:
+    """Wait, with a countdown, until the date's input files have not changed for
+    ``input_settle_seconds`` (files delivered a moment ago are still settling)."""
+    import time
+
+    from service.errors import MissingInputError
+    from service.forecast.tensor import find_input_paths
+
+    while True:
+        try:
+            paths = find_input_paths(date, settings)
+        except MissingInputError:
+            return  # nothing to wait for: the run says what is missing
+        newest = max(p.stat().st_mtime for p in paths.all())
+        left = settings.input_settle_seconds - (time.time() - newest)
+        if left <= 0:
+            if sys.stderr.isatty():
+                click.echo("", err=True)
+            return
+        click.echo(
+            f"\rinputs for {date} changed {time.time() - newest:.0f} s ago; waiting "
+            f"{left:.0f} s for them to settle (--no-wait to skip) ",
+            err=True,
+            nl=not sys.stderr.isatty(),
+        )
+        time.sleep(min(left, 1.0) + 0.05)
 
 
 @main.command()
@@ -292,11 +387,19 @@ def migrate() -> None:
 
 @main.command()
 @click.option("--date", "date", type=DATE, required=True, help="Target day D (KST).")
-def run(date: dt.date) -> None:
+@click.option(
+    "--wait/--no-wait",
+    default=True,
+    show_default=True,
+    help="Wait, with a countdown, for just-delivered input files to settle.",
+)
+def run(date: dt.date, wait: bool) -> None:
     """Run the pipeline once for target date DATE (idempotent)."""
     from service.jobs import run_daily_forecast
 
     settings, sessions = _pipeline()
+    if wait:
+        _wait_until_settled(date, settings)
     outcome = run_daily_forecast(date, settings=settings, sessions=sessions)
     label = outcome.status.value + (" (CMAQ fallback)" if outcome.fallback else "")
     click.echo(

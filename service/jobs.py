@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -21,7 +19,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.artifact import ModelArtifactError
@@ -55,10 +53,6 @@ class Outcome:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
 def find_inputs(date: dt.date, settings: Settings) -> InputPaths:
     """The CMAQ and WRF files for ``date``, once present and settled; resolved once per run.
 
@@ -83,17 +77,38 @@ def find_inputs(date: dt.date, settings: Settings) -> InputPaths:
 
 
 def _open_attempt(sessions: sessionmaker[Session], date: dt.date, trigger: str) -> int:
-    """Reuse the date's open waiting attempt, or open a new one."""
-    with transaction(sessions) as s:
-        runs = repo.runs_for_date(s, date)
-        if runs and runs[-1].status in (RunStatus.WAITING, RunStatus.PENDING):
-            run = runs[-1]
-            run.status = RunStatus.RUNNING
-        else:
-            run = repo.new_run(s, date, trigger)
-        run.worker = worker_id()
-        run.started_at = repo.now()
-        return run.id
+    """Reuse the date's open waiting attempt, or open a new one (and hold its lease)."""
+    for tries in range(3):
+        try:
+            with transaction(sessions) as s:
+                runs = repo.runs_for_date(s, date)
+                if runs and runs[-1].status in (RunStatus.WAITING, RunStatus.PENDING):
+                    run = runs[-1]
+                    run.status = RunStatus.RUNNING
+                else:
+                    run = repo.new_run(s, date, trigger)
+                run.worker = repo.worker_id()
+                run.started_at = run.heartbeat_at = repo.now()
+                return run.id
+        except IntegrityError:  # another worker took the same attempt number: count again
+            if tries == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+def public_message(exc: BaseException) -> str:
+    """What a run's row (served by the API) may say about a failure: one short line.
+
+    The service's own errors already name the file and the problem. Anything else is
+    summarised by its kind; database errors never show their SQL or parameters, and no
+    message carries a traceback (those go to the log).
+    """
+    if isinstance(exc, InputFileError | ForecastValidationError | ModelArtifactError):
+        return str(exc)
+    if isinstance(exc, SQLAlchemyError):
+        return f"database error ({type(exc).__name__}); the details are in the worker's log"
+    first = (str(exc).strip().splitlines() or [""])[0]
+    return f"{type(exc).__name__}: {first[:300]}"
 
 
 def _finish(sessions: sessionmaker[Session], run_id: int, **changes: Any) -> None:
@@ -130,6 +145,11 @@ def run_daily_forecast(
     def timed(name: str, fn: Callable[[], Any]) -> Any:
         nonlocal stage
         stage = name
+        with transaction(sessions) as s:  # renew the lease: the worker is alive, at ``name``
+            repo.renew_lease(s, run_id)
+            run = s.get(Run, run_id)
+            if run is not None:
+                run.stage = name
         t0 = time.perf_counter()
         try:
             return fn()
@@ -154,35 +174,43 @@ def run_daily_forecast(
         return Outcome(run_id, date, RunStatus.WAITING, message=str(exc), timings=timings)
     except Exception as exc:  # every failure is recorded; the previous forecast stays published
         expected = isinstance(exc, InputFileError | ForecastValidationError | ModelArtifactError)
-        message = str(exc) if expected else f"{type(exc).__name__}: {exc}"
+        message = public_message(exc)
         if expected:  # a clear message names the file and the problem; no traceback needed
             log.error("forecast for %s failed at %s: %s", date, stage, message)
         else:
-            log.exception("forecast for %s failed at %s: %s", date, stage, message)
+            log.exception("forecast for %s failed at %s", date, stage)
+        model_forecast = _published_model_run(sessions, date)
         if inputs is not None and settings.cmaq_fallback and stage != "store":
-            try:
-                stats = validate_forecast(inputs.cmaq_pm25, grid)
-                _store(
-                    sessions,
-                    run_id,
-                    inputs,
-                    inputs.cmaq_pm25,
-                    stats,
-                    timings,
-                    None,
-                    note=f"model failed at {stage}: {message}",
+            if model_forecast is not None:
+                # A fallback is for dates with nothing better: never over a model forecast.
+                message += (
+                    f"; the published model forecast (run {model_forecast}) stays, no CMAQ fallback"
                 )
-                log.warning("published CMAQ's own PM2.5 for %s as a fallback", date)
-                return Outcome(
-                    run_id,
-                    date,
-                    RunStatus.SUCCEEDED,
-                    fallback=True,
-                    message=message,
-                    timings=timings,
-                )
-            except Exception as fallback_exc:
-                message += f"; CMAQ fallback also failed: {fallback_exc}"
+            else:
+                try:
+                    stats = validate_forecast(inputs.cmaq_pm25, grid)
+                    _store(
+                        sessions,
+                        run_id,
+                        inputs,
+                        inputs.cmaq_pm25,
+                        stats,
+                        timings,
+                        None,
+                        note=f"model failed at {stage}: {message}",
+                    )
+                    log.warning("published CMAQ's own PM2.5 for %s as a fallback", date)
+                    return Outcome(
+                        run_id,
+                        date,
+                        RunStatus.SUCCEEDED,
+                        fallback=True,
+                        message=message,
+                        timings=timings,
+                    )
+                except Exception as fallback_exc:
+                    log.exception("the CMAQ fallback for %s failed too", date)
+                    message += f"; CMAQ fallback also failed: {public_message(fallback_exc)}"
         _finish(
             sessions,
             run_id,
@@ -193,6 +221,16 @@ def run_daily_forecast(
             inputs={"files": [f.as_dict() for f in inputs.files]} if inputs else {},
         )
         return Outcome(run_id, date, RunStatus.FAILED, message=message, timings=timings)
+
+
+def _published_model_run(sessions: sessionmaker[Session], date: dt.date) -> int | None:
+    """The id of the date's published run if it is a model forecast (not a CMAQ fallback)."""
+    try:
+        with sessions() as s:
+            run = repo.published_run(s, date)
+            return run.id if run is not None and not run.fallback else None
+    except SQLAlchemyError:
+        return None
 
 
 def _store(
@@ -244,30 +282,14 @@ def mark_late(sessions: sessionmaker[Session], date: dt.date, reason: str) -> in
     return None
 
 
-def recover_interrupted(sessions: sessionmaker[Session], older_than: dt.timedelta) -> int:
-    """Mark runs left RUNNING by a process that died (killed, crashed) as failed.
+def recover_interrupted(sessions: sessionmaker[Session], lease: dt.timedelta) -> int:
+    """Mark attempts left RUNNING by a worker that is gone (killed, crashed) as failed.
 
-    A run is taken as interrupted when its worker is a process of this host that no longer
-    exists, or when it started more than ``older_than`` ago.
+    Every entry point calls it: ``pm25 run`` and ``backfill`` before they start, the scheduler
+    at every tick, the API's status and metrics. See :func:`repository.mark_interrupted`.
     """
-    host = socket.gethostname()
-    count = 0
     with transaction(sessions) as s:
-        for run in s.scalars(select(Run).where(Run.status == RunStatus.RUNNING)):
-            dead = False
-            w_host, _, pid = (run.worker or "").rpartition(":")
-            if w_host == host and pid.isdigit() and int(pid) != os.getpid():
-                try:
-                    os.kill(int(pid), 0)
-                except ProcessLookupError:
-                    dead = True
-                except PermissionError:
-                    dead = False
-            started = run.started_at or run.created_at
-            if dead or repo.now() - started > older_than:
-                run.status = RunStatus.FAILED
-                run.stage = run.stage or "interrupted"
-                run.error = f"interrupted: worker {run.worker or '?'} ended before finishing"
-                run.finished_at = repo.now()
-                count += 1
-    return count
+        ids = repo.mark_interrupted(s, lease)
+    for run_id in ids:
+        log.warning("run %d was interrupted: its worker is gone", run_id)
+    return len(ids)

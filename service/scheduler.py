@@ -21,7 +21,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.jobs import mark_late, recover_interrupted, run_daily_forecast, worker_id
+from service.jobs import mark_late, recover_interrupted, run_daily_forecast
 from service.settings import Settings
 from service.storage import repository as repo
 from service.storage.db import make_engine, redact, session_factory, transaction
@@ -125,14 +125,10 @@ class Scheduler:
                 if not self.leader:
                     return ["standby"]
                 log.info("this scheduler is the leader")
-                recover_interrupted(self.sessions, dt.timedelta(hours=2))
-            with self.sessions() as s:
-                queued = repo.pending_dates(s)
-            for date in queued:  # re-runs asked for through the API
-                outcome = run_daily_forecast(
-                    date, settings=self.settings, sessions=self.sessions, trigger="api"
-                )
-                done.append(f"{date}: {outcome.status.value} (queued)")
+            recover_interrupted(
+                self.sessions, dt.timedelta(seconds=self.settings.run_lease_seconds)
+            )
+            done.extend(self._run_queued())
             for date in self.due_dates(now):
                 with self.sessions() as s:
                     runs = repo.runs_for_date(s, date)
@@ -165,6 +161,33 @@ class Scheduler:
             self._busy.release()
         return done
 
+    def run_queue(self) -> list[str]:
+        """Run the re-runs queued through the API, if this scheduler leads (every few seconds).
+
+        Lighter than :meth:`tick`: it looks only at the queue, so an admin's re-run starts
+        within ``queue_poll_seconds`` instead of waiting for the next poll for inputs.
+        """
+        if not self.leader or not self._busy.acquire(blocking=False):
+            return []
+        try:
+            return self._run_queued()
+        except SQLAlchemyError as exc:
+            log.error("database unavailable, will retry: %s", exc.__class__.__name__)
+            return ["database unavailable"]
+        finally:
+            self._busy.release()
+
+    def _run_queued(self) -> list[str]:
+        with self.sessions() as s:
+            queued = repo.pending_dates(s)
+        done = []
+        for date in queued:  # re-runs asked for through the API
+            outcome = run_daily_forecast(
+                date, settings=self.settings, sessions=self.sessions, trigger="api"
+            )
+            done.append(f"{date}: {outcome.status.value} (queued)")
+        return done
+
     def heartbeat(self) -> None:
         try:
             with transaction(self.sessions) as s:
@@ -173,7 +196,7 @@ class Scheduler:
                     COMPONENT,
                     {
                         "leader": self.leader,
-                        "worker": worker_id(),
+                        "worker": repo.worker_id(),
                         "database": redact(self.settings.database_url),
                     },
                 )
@@ -204,6 +227,12 @@ class Scheduler:
             id="poll",
             name="poll for inputs",
             next_run_time=dt.datetime.now(KST),
+        )
+        sched.add_job(
+            self.run_queue,
+            IntervalTrigger(seconds=self.settings.queue_poll_seconds),
+            id="queue",
+            name="run queued re-runs",
         )
         sched.add_job(self.heartbeat, IntervalTrigger(seconds=30), id="heartbeat")
         log.info(

@@ -68,8 +68,12 @@ class Settings(BaseSettings):
     deadline_time_kst: dt.time = dt.time(23, 0)
     """When tomorrow's forecast must be published, KST, on the day before the target date."""
     poll_seconds: int = 300
+    queue_poll_seconds: int = Field(default=5, gt=0)
+    """How often the scheduler looks for re-runs queued through the API."""
     catchup_days: int = 3
     input_settle_seconds: int = 60
+    run_lease_seconds: int = Field(default=900, gt=0)
+    """A running attempt whose worker has not renewed its lease for this long is interrupted."""
     cmaq_fallback: bool = True
     demo: bool = False
     api_host: str = "127.0.0.1"

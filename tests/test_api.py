@@ -34,7 +34,10 @@ def test_grid_json_names_its_run_and_grid(served) -> None:  # type: ignore[no-un
     assert r.status_code == 200
     body = r.json()
     assert body["run"]["run_id"] == run_id and body["run"]["trained_on_synthetic_data"] is True
-    assert body["run"]["model"]["name"] == "convlstm-case3" and len(body["run"]["model"]["sha256"]) == 64
+    assert (
+        body["run"]["model"]["name"] == "convlstm-case3"
+        and len(body["run"]["model"]["sha256"]) == 64
+    )
     assert body["run"]["cmaq_init"] == "2024-01-09T00:00:00+09:00"  # one convention: KST
     assert np.asarray(body["values"]).shape == (24, 68, 59)
     assert body["valid_times"][0] == "2024-01-09T00:00:00+09:00"

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import socket
 import zlib
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from service.storage.tables import (
@@ -19,6 +23,7 @@ from service.storage.tables import (
     RunField,
     RunStatus,
 )
+from service.timeaxis import kst_iso
 
 F32 = npt.NDArray[np.float32]
 
@@ -86,13 +91,25 @@ def publish(session: Session, run: Run, field: F32) -> None:
             data=encode_field(field),
         )
     )
-    pub = session.get(Publication, run.target_date)
-    if pub is None:
-        session.add(Publication(target_date=run.target_date, run_id=run.id, published_at=now()))
-    else:
+    # Two first publications of one date may race (two workers, PostgreSQL): create the row
+    # with INSERT .. ON CONFLICT DO NOTHING, then lock it; the later publication wins.
+    dialect = session.get_bind().dialect.name
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    session.execute(
+        insert(Publication)
+        .values(target_date=run.target_date, run_id=run.id, published_at=now())
+        .on_conflict_do_nothing(index_elements=["target_date"])
+    )
+    pub = session.scalars(
+        select(Publication)
+        .where(Publication.target_date == run.target_date)
+        .with_for_update(of=Publication)  # not the joined run
+        .execution_options(populate_existing=True)
+    ).one()
+    if pub.run_id != run.id:
         # The superseded field goes; its run's metadata stays in the history of attempts.
         old = session.get(RunField, pub.run_id)
-        if old is not None and pub.run_id != run.id:
+        if old is not None:
             session.delete(old)
         pub.run_id = run.id
         pub.published_at = now()
@@ -161,3 +178,51 @@ def beat(session: Session, component: str, info: dict[str, Any]) -> None:
 
 def last_beat(session: Session, component: str) -> Heartbeat | None:
     return session.get(Heartbeat, component)
+
+
+def renew_lease(session: Session, run_id: int) -> None:
+    """Record that the worker of a running attempt is still at work."""
+    run = session.get(Run, run_id)
+    if run is not None:
+        run.heartbeat_at = now()
+
+
+def worker_id() -> str:
+    """This process as a run's worker: ``host:pid``."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _worker_is_gone(worker: str) -> bool:
+    """Whether ``host:pid`` names a process of this host that no longer exists."""
+    host, _, pid = worker.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def mark_interrupted(session: Session, lease: dt.timedelta) -> list[int]:
+    """Mark running attempts whose worker is gone as failed (interrupted); return their ids.
+
+    An attempt is interrupted when its worker is a process of this host that no longer exists
+    (killed, crashed), or when its lease (renewed at every stage) is older than ``lease``,
+    which also covers workers on other hosts.
+    """
+    ids = []
+    for run in session.scalars(select(Run).where(Run.status == RunStatus.RUNNING)):
+        seen = run.heartbeat_at or run.started_at or run.created_at
+        if _worker_is_gone(run.worker or "") or now() - seen > lease:
+            run.status = RunStatus.FAILED
+            run.stage = run.stage or "interrupted"
+            run.error = (
+                f"interrupted: worker {run.worker or '?'} stopped during {run.stage} "
+                f"(last seen {kst_iso(seen)})"
+            )
+            run.finished_at = now()
+            ids.append(run.id)
+    return ids

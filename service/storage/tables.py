@@ -101,6 +101,8 @@ class Run(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    heartbeat_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    """A running attempt's lease: renewed at every stage; stale means the worker is gone."""
     stage: Mapped[str | None] = mapped_column(String(32), nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     timings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
