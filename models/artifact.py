@@ -208,7 +208,13 @@ class LoadedModel:
                 )
         import keras
 
-        self.model = keras.saving.load_model(path, compile=False)
+        try:
+            self.model = keras.saving.load_model(path, compile=False)
+        except Exception as exc:  # Keras reports a zip it cannot read as "File not found"
+            raise ModelArtifactError(
+                f"{path}: exists ({path.stat().st_size} bytes) but is not a loadable Keras model "
+                f"({type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:160]})"
+            ) from None
         self.input_scaler = MinMax.from_dict(self.card.input_scaling)
         self.target_scaler = MinMax.from_dict(self.card.target_scaling)
         self._call = _compiled_call(self.model)

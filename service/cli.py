@@ -6,7 +6,7 @@ import datetime as dt
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import click
 
@@ -178,6 +178,7 @@ def twin(
         raise click.UsageError("--start, --end and --out are required")
     from service.settings import get_settings
     from service.twin.archive import generate
+    from service.twin.files import CmaqStyle
 
     if end < start:
         raise click.BadParameter(f"--end {end} is before --start {start}")
@@ -187,7 +188,7 @@ def twin(
         end,
         out,
         seed=seed,
-        style=style,  # type: ignore[arg-type]
+        style=cast("CmaqStyle", style),  # click's Choice checked it
         workers=workers,
     )
     click.echo(f"wrote {len(days)} SYNTHETIC days {start}..{end} to {out} (seed {seed})")

@@ -143,7 +143,7 @@ class Grid:
 
     def cell_at(self, row: npt.ArrayLike, col: npt.ArrayLike) -> tuple[int, int] | None:
         """The cell holding fractional ``(row, col)``, or ``None`` outside the grid."""
-        r, c = float(row), float(col)  # type: ignore[arg-type]
+        r, c = float(np.asarray(row)), float(np.asarray(col))
         nrows, ncols = self.shape
         if not (-0.5 <= r < nrows - 0.5 and -0.5 <= c < ncols - 0.5):
             return None

@@ -84,3 +84,14 @@ def test_forecasts_have_their_own_plausible_range(grid: Grid) -> None:
     field[5, 10, 10] = 1500.0  # below the inputs' 2,000 cap, far above any Korean record
     with pytest.raises(ForecastValidationError, match=r"outside the plausible 0\.\.1000"):
         validate_forecast(field, grid)
+
+
+def test_junk_weights_under_a_matching_card_are_named_not_found_missing(artifact: Path) -> None:
+    artifact.write_bytes(b"PK\x03\x04" + bytes(range(256)) * 64)  # a zip header, then junk
+    card = read_card(artifact)
+    from models.artifact import sha256_file
+
+    _edit_card(artifact, {"weights_sha256": sha256_file(artifact)}, reseal=True)
+    with pytest.raises(ModelArtifactError, match="exists .* but is not a loadable Keras model"):
+        LoadedModel(artifact)
+    assert card.name == "convlstm-case3"
