@@ -7,15 +7,20 @@ catches to record a clear failure message for the run.
 ========================  ==========================================================
 exception                 raised when
 ========================  ==========================================================
-MissingInputError         no file matches a path template, or a path does not exist
-NotNetCDFError            the file is empty, truncated, or not netCDF at all
+MissingInputError         no file matches a path template, a path does not exist, or a
+                          symbolic link points nowhere
+NotNetCDFError            the file is empty, truncated, a directory, or not netCDF at all
+DimensionError            a dimension larger than any real file has, one that disagrees with
+                          the header, or a variable with the wrong dimensions
 MissingVariableError      a required variable or attribute is absent
 GridMismatchError         wrong projection, or a grid that does not align
 DomainCoverageError       a WRF domain that does not cover the service grid
 TimeCoverageError         hours missing or duplicated, or the wrong dates
-BadValueError             NaN or I/O API BADVAL values
+ConflictingInputError     two files hold the same hour with different values
+BadValueError             NaN, infinite or I/O API BADVAL3 values
 NegativeValueError        negative concentrations
 ImplausibleValueError     values outside the feature's plausible range
+WrongUnitsError           implausible values that would be plausible in another unit
 UnitError                 units that are unknown or wrong for the variable
 PM10BelowPM25Warning      a warning, not an error: PM10 < PM2.5 somewhere
 ========================  ==========================================================
@@ -55,6 +60,14 @@ class NotNetCDFError(InputFileError):
     """The file is empty, truncated or not a netCDF file."""
 
 
+class DimensionError(InputFileError):
+    """A dimension too large for any real file, inconsistent with the header, or misplaced.
+
+    Raised before any data is read, so that a corrupt header declaring millions of steps
+    fails at once instead of exhausting memory.
+    """
+
+
 class MissingVariableError(InputFileError):
     """A required variable, dimension or global attribute is absent."""
 
@@ -71,8 +84,12 @@ class TimeCoverageError(InputFileError):
     """Hours are missing or duplicated, or the file holds the wrong dates."""
 
 
+class ConflictingInputError(InputFileError):
+    """Two files hold the same hour with different values: which one is right is unknown."""
+
+
 class BadValueError(InputFileError):
-    """NaN or I/O API missing values (BADVAL3) where data is required."""
+    """NaN, infinite or I/O API missing values (BADVAL3) where data is required."""
 
 
 class ImplausibleValueError(InputFileError):
@@ -81,6 +98,10 @@ class ImplausibleValueError(InputFileError):
 
 class NegativeValueError(ImplausibleValueError):
     """A concentration below zero."""
+
+
+class WrongUnitsError(ImplausibleValueError):
+    """Values implausible in their declared units that would be plausible in another unit."""
 
 
 class UnitError(InputFileError):

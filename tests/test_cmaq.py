@@ -12,6 +12,8 @@ import pytest
 
 from service.errors import (
     BadValueError,
+    ConflictingInputError,
+    DimensionError,
     GridMismatchError,
     ImplausibleValueError,
     InputFileError,
@@ -22,6 +24,7 @@ from service.errors import (
     PM10BelowPM25Warning,
     TimeCoverageError,
     UnitError,
+    WrongUnitsError,
 )
 from service.formats.ioapi import BADVAL3, IoapiVariable, write_ioapi
 from service.grid import Grid
@@ -232,12 +235,20 @@ def test_garbage_tflag(tmp_path: Path, grid: Grid) -> None:
         read_cmaq([path], DAY, grid)
 
 
-@pytest.mark.parametrize("bad", [np.nan, BADVAL3])
-def test_nan_and_badval(tmp_path: Path, grid: Grid, bad: float) -> None:
+@pytest.mark.parametrize(
+    ("bad", "word"), [(np.nan, "NaN"), (BADVAL3, "BADVAL3"), (np.inf, "infinite")]
+)
+def test_nan_badval_and_infinity_are_named_at_the_files_own_indices(
+    tmp_path: Path, grid: Grid, bad: float, word: str
+) -> None:
     f = _fields()
     f["o3"][2, 40, 30] = bad
     path = _write(tmp_path / "bad.nc", f)
-    with pytest.raises(BadValueError, match=r"bad.nc: o3 has 1 missing values.*row 33, col 26"):
+    with pytest.raises(
+        BadValueError,
+        match=rf"bad.nc: variable 'O3' has 1 {word}.*TSTEP=2, LAY=0, ROW=40, COL=30 "
+        r"\(2024-01-08 17:00 UTC\)",
+    ):
         read_cmaq([path], DAY, grid)
 
 
@@ -245,7 +256,11 @@ def test_negative_concentration(tmp_path: Path, grid: Grid) -> None:
     f = _fields()
     f["no2"][0, 20, 20] = -0.01
     path = _write(tmp_path / "neg.nc", f)
-    with pytest.raises(NegativeValueError, match=r"neg.nc: no2 has negative concentrations"):
+    with pytest.raises(
+        NegativeValueError,
+        match=r"neg.nc: variable 'NO2' .* negative concentrations: minimum -0.01 ppm at TSTEP=0, "
+        r"LAY=0, ROW=20, COL=20",
+    ):
         read_cmaq([path], DAY, grid)
 
 
@@ -254,9 +269,22 @@ def test_value_outside_plausible_range(tmp_path: Path, grid: Grid) -> None:
     f["o3"] = f["o3"] * 1000  # ppb written under a ppmV label
     path = _write(tmp_path / "ppb.nc", f)
     with pytest.raises(
-        ImplausibleValueError, match=r"ppb.nc: o3 ranges .* outside the plausible 0..0.5"
+        WrongUnitsError,
+        match=r"ppb.nc: variable 'O3' .* outside the plausible 0..0.5 .* look like another unit, "
+        r"ppb labelled as ppm",
     ):
         read_cmaq([path], DAY, grid)
+
+
+def test_an_implausible_field_no_unit_explains_is_not_blamed_on_units(
+    tmp_path: Path, grid: Grid
+) -> None:
+    f = _fields()
+    f["pm25"][5, 30, 30] = 1e6
+    path = _write(tmp_path / "spike.nc", f)
+    with pytest.raises(ImplausibleValueError, match=r"PM2_5.*outside the plausible") as info:
+        read_cmaq([path], DAY, grid)
+    assert not isinstance(info.value, WrongUnitsError)
 
 
 def test_unknown_units(tmp_path: Path, grid: Grid) -> None:
@@ -287,3 +315,67 @@ def test_every_error_names_the_file(tmp_path: Path, grid: Grid) -> None:
     with pytest.raises(InputFileError) as info:
         read_cmaq([target], DAY, grid)
     assert info.value.path == str(target) and "cell size 12000" in info.value.problem
+
+
+# --- several files, strays, reading only what the day needs ---------------------------------
+
+
+def test_an_identical_copy_of_the_same_hours_is_accepted(tmp_path: Path, grid: Grid) -> None:
+    path = _write(tmp_path / "a.nc")
+    copy = tmp_path / "b.nc"
+    shutil.copy(path, copy)
+    both = read_cmaq([path, copy], DAY, grid)
+    np.testing.assert_array_equal(both.data["pm25"], read_cmaq([path], DAY, grid).data["pm25"])
+    assert len(both.files) == 2
+
+
+def test_the_same_hours_in_ppbv_and_ppmv_agree(tmp_path: Path, grid: Grid) -> None:
+    aconc, combine = _write(tmp_path / "a.nc"), _write(tmp_path / "c.nc", style="combine")
+    out = read_cmaq([aconc, combine], DAY, grid)
+    assert out.data["o3"].shape == (24, 68, 59)
+
+
+def test_conflicting_files_name_both(tmp_path: Path, grid: Grid) -> None:
+    f = _fields()
+    f["pm25"] = f["pm25"] * 2
+    a, b = _write(tmp_path / "a.nc"), _write(tmp_path / "b.nc", f)
+    with pytest.raises(ConflictingInputError, match=r"a.nc: .* like .*b.nc but with different"):
+        read_cmaq([a, b], DAY, grid)
+
+
+def test_a_foreign_netcdf_file_is_skipped_with_a_warning(
+    tmp_path: Path, grid: Grid, caplog: pytest.LogCaptureFixture
+) -> None:
+    foreign = tmp_path / "terrain.nc"
+    with netCDF4.Dataset(foreign, "w") as ds:
+        ds.createDimension("x", 2)
+        ds.createVariable("height", "f4", ("x",))[:] = [1.0, 2.0]
+    with caplog.at_level("WARNING", logger="service.ingest.cmaq"):
+        out = read_cmaq([_write(tmp_path / "a.nc"), foreign], DAY, grid)
+    assert [f.path for f in out.files] == [str((tmp_path / "a.nc").resolve())]
+    assert "terrain.nc: skipped" in caplog.text and "not I/O API output" in caplog.text
+
+
+def test_hours_the_day_does_not_need_are_not_read(tmp_path: Path, grid: Grid) -> None:
+    before = [HOURS[0] - dt.timedelta(hours=6 - k) for k in range(6)]
+    f = {k: np.concatenate([v[:6], v]) for k, v in _fields().items()}
+    f["pm25"][2, 40, 30] = np.nan  # 6 hours before the day starts
+    out = read_cmaq([_write(tmp_path / "long.nc", f, before + HOURS)], DAY, grid)
+    assert np.isfinite(out.data["pm25"].values).all()
+
+
+def test_a_value_outside_the_service_window_is_not_read(tmp_path: Path, grid: Grid) -> None:
+    f = _fields()
+    f["pm25"][3, 0, 0] = np.nan  # the parent grid's corner, outside the service grid
+    out = read_cmaq([_write(tmp_path / "corner.nc", f)], DAY, grid)
+    assert np.isfinite(out.data["pm25"].values).all()
+
+
+def test_a_netcdf4_file_declaring_fifty_million_steps_fails_at_once(
+    tmp_path: Path, grid: Grid
+) -> None:
+    from .badfiles import with_huge_dimension
+
+    path = with_huge_dimension(_write(tmp_path / "a.nc"), tmp_path / "huge.nc", "TSTEP", 50_000_000)
+    with pytest.raises(DimensionError, match=r"huge.nc: dimension 'TSTEP' declares 50,000,000"):
+        read_cmaq([path], DAY, grid)

@@ -12,7 +12,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from service.formats.ioapi import decode_tflag, encode_tflag, read_header
+from service.formats.ioapi import (
+    check_layout,
+    decode_tflag,
+    encode_tflag,
+    looks_like_ioapi,
+    read_header,
+    read_times,
+)
 from service.twin.sample import SampleDay
 
 
@@ -72,3 +79,21 @@ def test_independent_reader_pseudonetcdf_agrees(sample_day: SampleDay) -> None:
     with netCDF4.Dataset(path) as ds:
         np.testing.assert_array_equal(pm, ds.variables["PM2_5"][:])
     assert units == "ug/m**3"
+
+
+def test_the_written_layout_passes_its_own_checks(sample_day: SampleDay) -> None:
+    with netCDF4.Dataset(sample_day.cmaq[0]) as ds:
+        header = read_header(ds, sample_day.cmaq[0])
+        check_layout(ds, header, sample_day.cmaq[0])
+        times = read_times(ds, sample_day.cmaq[0], header)
+        assert looks_like_ioapi(ds)
+    assert len(times) == 24 and times[0] == dt.datetime(2024, 1, 8, 15, tzinfo=dt.UTC)
+
+
+def test_a_plain_netcdf_file_does_not_look_like_ioapi(tmp_path: Path) -> None:
+    with netCDF4.Dataset(tmp_path / "x.nc", "w") as ds:
+        ds.createDimension("x", 1)
+        ds.createVariable("v", "f4", ("x",))
+        assert not looks_like_ioapi(ds)
+        ds.SDATE = np.int32(2024001)
+        assert looks_like_ioapi(ds)

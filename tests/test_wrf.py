@@ -12,11 +12,12 @@ from pyproj import CRS
 
 from service.errors import (
     BadValueError,
+    ConflictingInputError,
     DomainCoverageError,
     GridMismatchError,
-    ImplausibleValueError,
     NotNetCDFError,
     TimeCoverageError,
+    WrongUnitsError,
 )
 from service.grid import Grid
 from service.ingest.wrf import (
@@ -222,7 +223,11 @@ def test_nan_in_a_wrf_variable(tmp_path: Path, grid: Grid) -> None:
     path = _write(tmp_path / "wrfout_nan")
     with netCDF4.Dataset(path, "a") as ds:
         ds.variables["Q2"][5, 40, 40] = np.nan
-    with pytest.raises(BadValueError, match=r"wrfout_nan: Q2 has NaN"):
+    with pytest.raises(
+        BadValueError,
+        match=r"wrfout_nan: variable 'Q2' has 1 NaN value\(s\), first at Time=5, "
+        r"south_north=40, west_east=40 \(2024-01-08 19:00 UTC\)",
+    ):
         read_wrf([path], DAY, grid)
 
 
@@ -230,7 +235,11 @@ def test_temperature_in_celsius_is_implausible(tmp_path: Path, grid: Grid) -> No
     path = _write(tmp_path / "wrfout_c")
     with netCDF4.Dataset(path, "a") as ds:
         ds.variables["T2"][:] = ds.variables["T2"][:] - 273.15
-    with pytest.raises(ImplausibleValueError, match=r"wrfout_c: temperature ranges .* outside"):
+    with pytest.raises(
+        WrongUnitsError,
+        match=r"wrfout_c: variable 'T2' .*declared 'K'.* outside .* look like another unit, degC "
+        r"labelled as K",
+    ):
         read_wrf([path], DAY, grid)
 
 
@@ -339,3 +348,60 @@ def test_an_unreadable_start_date_is_a_clear_error(tmp_path: Path, grid: Grid) -
         ds.SIMULATION_START_DATE = "yesterday"
     with pytest.raises(TimeCoverageError, match=r"wrfout_start: SIMULATION_START_DATE 'yesterday'"):
         read_wrf([path], DAY, grid)
+
+
+# --- units, duplicates, what is read ---------------------------------------------------------
+
+
+def test_declared_units_other_than_wrfs_own_are_converted(tmp_path: Path, grid: Grid) -> None:
+    plain = _write(tmp_path / "wrfout_si")
+    other = _write(tmp_path / "wrfout_other")
+    with netCDF4.Dataset(other, "a") as ds:
+        for name, factor, offset, units in (
+            ("T2", 1.0, -273.15, "degC"),
+            ("PSFC", 0.01, 0.0, "hPa"),
+            ("Q2", 1000.0, 0.0, "g kg-1"),
+            ("RAINNC", 0.1, 0.0, "cm"),
+        ):
+            var = ds.variables[name]
+            var[:] = var[:] * factor + offset
+            var.units = units
+    a, b = read_wrf([plain], DAY, grid).data, read_wrf([other], DAY, grid).data
+    for name in ("temperature", "pressure", "humidity", "precipitation"):
+        np.testing.assert_allclose(b[name].values, a[name].values, rtol=1e-4, atol=1e-3)
+
+
+def test_an_identical_copy_of_a_wrfout_is_accepted(tmp_path: Path, grid: Grid) -> None:
+    path = _write(tmp_path / "wrfout_a")
+    copy = tmp_path / "wrfout_b"
+    copy.write_bytes(path.read_bytes())
+    both = read_wrf([path, copy], DAY, grid)
+    np.testing.assert_array_equal(
+        both.data["pressure"], read_wrf([path], DAY, grid).data["pressure"]
+    )
+    assert len(both.files) == 2
+
+
+def test_two_wrfouts_of_one_time_with_different_t2_name_both(tmp_path: Path, grid: Grid) -> None:
+    path = _write(tmp_path / "wrfout_a")
+    other = _write(tmp_path / "wrfout_b")
+    with netCDF4.Dataset(other, "a") as ds:
+        ds.variables["T2"][:] = ds.variables["T2"][:] + 1.0
+    with pytest.raises(ConflictingInputError, match=r"wrfout_a: .* like .*wrfout_b but with diff"):
+        read_wrf([path, other], DAY, grid)
+
+
+def test_only_the_service_grids_surroundings_are_read(tmp_path: Path, grid: Grid) -> None:
+    path = _write(tmp_path / "wrfout_corner")
+    with netCDF4.Dataset(path, "a") as ds:
+        ds.variables["T2"][5, 0, 0] = np.nan  # the domain's corner: no service cell near
+    assert np.isfinite(read_wrf([path], DAY, grid).data["temperature"].values).all()
+
+
+def test_a_dry_day_is_plausible(tmp_path: Path, grid: Grid) -> None:
+    path = _write(tmp_path / "wrfout_dry")
+    with netCDF4.Dataset(path, "a") as ds:
+        for name in ("RAINC", "RAINNC"):
+            ds.variables[name][:] = 0.0
+    out = read_wrf([path], DAY, grid).data
+    assert float(out["precipitation"].max()) == 0.0

@@ -15,6 +15,7 @@ import numpy.typing as npt
 
 from service.errors import MissingInputError
 from service.features import FEATURE_NAMES, INPUT_FEATURES
+from service.formats.netcdf import require_file
 from service.grid import Grid
 from service.ingest import FileRecord, SourceFields, read_analysis, read_cmaq, read_wrf
 from service.settings import Settings
@@ -25,12 +26,15 @@ def resolve_inputs(inbox: str | Path, template: str, date: dt.date) -> list[Path
     """The files a path template names for target day ``date``, sorted by name.
 
     The template is formatted with ``date`` (D) and ``run_date`` (D-1) and may contain glob
-    wildcards. Partially written files (``.part``, names starting with a dot) are ignored.
+    wildcards. Partially written files (``.part``, names starting with a dot) are ignored;
+    anything else that matches but is not a readable file is named, never skipped.
 
     Raises
     ------
     MissingInputError
-        No file matches.
+        No file matches, or a match is a symbolic link whose target does not exist (yet).
+    NotNetCDFError
+        A match is a directory or another kind of non-file.
 
     Examples
     --------
@@ -42,10 +46,10 @@ def resolve_inputs(inbox: str | Path, template: str, date: dt.date) -> list[Path
     pattern = template.format(date=date, run_date=date - dt.timedelta(days=1))
     full = Path(inbox) / pattern
     matches = sorted(
-        p
-        for p in Path(inbox).glob(pattern)
-        if p.is_file() and not p.name.startswith(".") and p.suffix != ".part"
+        p for p in Path(inbox).glob(pattern) if not p.name.startswith(".") and p.suffix != ".part"
     )
+    for p in matches:
+        require_file(p)  # a directory or a dangling link is named, not skipped
     if not matches:
         raise MissingInputError(
             full, f"no file matches (template {template!r} for {date} in inbox {inbox})"

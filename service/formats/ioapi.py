@@ -16,12 +16,33 @@ import netCDF4
 import numpy as np
 import numpy.typing as npt
 
-from service.errors import MissingVariableError, TimeCoverageError
-from service.formats.netcdf import atomic_path
+from service.errors import DimensionError, MissingVariableError, TimeCoverageError
+from service.formats.netcdf import (
+    atomic_path,
+    check_dimensions,
+    check_variable,
+    read_steps,
+    read_variable,
+)
 
 BADVAL3 = -9.999e36
 LAMBERT = 2
 UTC = dt.UTC
+
+#: The I/O API dimensions in file order; data variables are ``(TSTEP, LAY, ROW, COL)``.
+DIMENSIONS = ("TSTEP", "DATE-TIME", "LAY", "VAR", "ROW", "COL")
+DATA_DIMENSIONS = ("TSTEP", "LAY", "ROW", "COL")
+TFLAG_DIMENSIONS = ("TSTEP", "VAR", "DATE-TIME")
+
+#: The longest each dimension of a real file gets, checked before anything is read.
+LIMITS: dict[str, tuple[int, str]] = {
+    "TSTEP": (24 * 366, "a leap year of hourly steps"),
+    "DATE-TIME": (2, "YYYYDDD and HHMMSS"),
+    "LAY": (200, "the I/O API allows 100 layers, 200 in extended builds"),
+    "VAR": (16384, "the I/O API allows 2048 variables, more in custom builds"),
+    "ROW": (20_000, "a 1 km grid over all of Asia"),
+    "COL": (20_000, "a 1 km grid over all of Asia"),
+}
 
 _HEADER_INTS = ("GDTYP", "NCOLS", "NROWS", "NLAYS", "NVARS", "SDATE", "STIME", "TSTEP")
 _HEADER_FLOATS = ("P_ALP", "P_BET", "P_GAM", "XCENT", "YCENT", "XORIG", "YORIG", "XCELL", "YCELL")
@@ -56,19 +77,30 @@ class IoapiHeader:
     stime: int
     tstep: int
     var_list: tuple[str, ...]
+    nvars: int
 
 
 def _attr_str(ds: netCDF4.Dataset, name: str) -> str:
-    value = ds.__dict__.get(name, "")
+    value = ds.getncattr(name) if name in ds.ncattrs() else ""
     if isinstance(value, bytes):
         value = value.decode("ascii", "replace")
     return str(value).strip()
 
 
+def looks_like_ioapi(ds: netCDF4.Dataset) -> bool:
+    """Whether a file carries any mark of the I/O API: ``TFLAG``, a header attribute or an
+    I/O API dimension. A file with none of them is not I/O API output, whatever its name."""
+    return (
+        "TFLAG" in ds.variables
+        or bool(set(ds.ncattrs()) & {*_HEADER_INTS, *_HEADER_FLOATS, "VAR-LIST", "IOAPI_VERSION"})
+        or bool(set(ds.dimensions) & {"TSTEP", "DATE-TIME", "LAY", "VAR"})
+    )
+
+
 def read_header(ds: netCDF4.Dataset, path: str | Path) -> IoapiHeader:
     """Parse the I/O API global attributes, or raise :class:`MissingVariableError`."""
-    attrs = ds.__dict__
-    missing = [n for n in (*_HEADER_INTS, *_HEADER_FLOATS) if n not in attrs]
+    present = set(ds.ncattrs())
+    missing = [n for n in (*_HEADER_INTS, *_HEADER_FLOATS) if n not in present]
     if missing:
         raise MissingVariableError(
             path, f"not an I/O API file: global attribute(s) {', '.join(missing)} missing"
@@ -78,11 +110,19 @@ def read_header(ds: netCDF4.Dataset, path: str | Path) -> IoapiHeader:
     raw_list = _attr_str(ds, "VAR-LIST")
     names = tuple(raw_list[i : i + 16].strip() for i in range(0, len(raw_list), 16))
 
+    def _number(n: str) -> float:
+        value = np.asarray(ds.getncattr(n)).ravel()
+        if value.size == 0 or value.dtype.kind not in "fiu" or not np.isfinite(value[0]):
+            raise MissingVariableError(
+                path, f"global attribute {n} is not a number: {value.tolist()}"
+            )
+        return float(value[0])
+
     def _i(n: str) -> int:
-        return int(np.asarray(attrs[n]).ravel()[0])
+        return int(_number(n))
 
     def _f(n: str) -> float:
-        return float(np.asarray(attrs[n]).ravel()[0])
+        return _number(n)
 
     grid = IoapiGrid(
         gdnam=_attr_str(ds, "GDNAM"),
@@ -106,6 +146,7 @@ def read_header(ds: netCDF4.Dataset, path: str | Path) -> IoapiHeader:
         stime=_i("STIME"),
         tstep=_i("TSTEP"),
         var_list=tuple(n for n in names if n),
+        nvars=_i("NVARS"),
     )
 
 
@@ -133,22 +174,126 @@ def encode_tflag(when: dt.datetime) -> tuple[int, int]:
     return u.year * 1000 + u.timetuple().tm_yday, u.hour * 10000 + u.minute * 100 + u.second
 
 
-def read_times(ds: netCDF4.Dataset, path: str | Path) -> list[dt.datetime]:
-    """The UTC time of every step, from ``TFLAG`` of the first variable.
+def check_layout(ds: netCDF4.Dataset, header: IoapiHeader, path: str | Path) -> None:
+    """Check the file's dimensions against the I/O API layout and its own header.
+
+    Raises
+    ------
+    MissingVariableError
+        An I/O API dimension is absent.
+    DimensionError
+        A dimension disagrees with the header (``ROW`` vs ``NROWS``, ...), ``DATE-TIME`` is
+        not 2, or ``TFLAG`` is not ``(TSTEP, VAR, DATE-TIME)``.
+    """
+    sizes = check_dimensions(ds, path, LIMITS)
+    absent = [d for d in DIMENSIONS if d not in sizes]
+    if absent:
+        raise MissingVariableError(
+            path,
+            f"dimension(s) {', '.join(absent)} missing; an I/O API file has "
+            + ", ".join(DIMENSIONS),
+        )
+    if sizes["DATE-TIME"] != 2:
+        raise DimensionError(path, f"dimension 'DATE-TIME' is {sizes['DATE-TIME']}, expected 2")
+    g = header.grid
+    for dim, attr, value in (
+        ("LAY", "NLAYS", header.nlays),
+        ("ROW", "NROWS", g.nrows),
+        ("COL", "NCOLS", g.ncols),
+        ("VAR", "NVARS", header.nvars),
+    ):
+        if sizes[dim] != value:
+            raise DimensionError(
+                path, f"dimension {dim!r} is {sizes[dim]:,} but the header's {attr} is {value:,}"
+            )
+    check_variable(ds, path, "TFLAG", TFLAG_DIMENSIONS)
+
+
+def _tstep(header: IoapiHeader) -> dt.timedelta:
+    hh, rest = divmod(abs(header.tstep), 10000)
+    mm, ss = divmod(rest, 100)
+    return dt.timedelta(hours=hh, minutes=mm, seconds=ss)
+
+
+def read_times(ds: netCDF4.Dataset, path: str | Path, header: IoapiHeader) -> list[dt.datetime]:
+    """The UTC time of every step, from ``TFLAG`` of the first variable, checked.
+
+    Call :func:`check_layout` first: it bounds ``TSTEP``, so this reads at most a year of
+    steps (8 bytes each).
 
     Raises
     ------
     TimeCoverageError
-        If ``TFLAG`` holds values that are not valid dates (a corrupted or zero-filled file).
+        ``TFLAG`` holds values that are not dates (a corrupted or zero-filled file), repeats
+        an hour, or does not count up from ``SDATE/STIME`` in steps of ``TSTEP``.
     """
-    tflag = np.asarray(ds.variables["TFLAG"][:, 0, :])
-    times = []
-    for step, (d, t) in enumerate(tflag):
-        year, doy = divmod(int(d), 1000)
-        if not (1 <= doy <= 366 and 1900 < year < 2200 and 0 <= int(t) < 240000):
-            raise TimeCoverageError(path, f"TFLAG of step {step} is not a valid date: {d}, {t}")
-        times.append(decode_tflag(int(d), int(t)))
+    if len(ds.dimensions["TSTEP"]) == 0:
+        return []
+    tflag = read_variable(ds, path, "TFLAG", (slice(None), 0, slice(None))).astype(np.int64)
+    date, time = tflag[:, 0], tflag[:, 1]
+    year, doy = np.divmod(date, 1000)
+    ok = (doy >= 1) & (doy <= 366) & (year > 1900) & (year < 2200) & (time >= 0)
+    ok &= (time < 240000) & (time % 10000 < 6000) & (time % 100 < 60)
+    if not ok.all():
+        bad = int(np.argmin(ok))
+        raise TimeCoverageError(
+            path, f"TFLAG of step {bad} is not a valid date: {date[bad]}, {time[bad]}"
+        )
+    times = [decode_tflag(int(d), int(t)) for d, t in zip(date, time, strict=True)]
+    seen: dict[dt.datetime, int] = {}
+    for t in times:
+        seen[t] = seen.get(t, 0) + 1
+    repeated = [t for t, n in seen.items() if n > 1]
+    if repeated:
+        raise TimeCoverageError(
+            path,
+            f"hour {repeated[0]:%Y-%m-%d %H:%M} UTC appears {seen[repeated[0]]} times in TFLAG",
+        )
+    start = decode_tflag(header.sdate, header.stime) if _valid_date(header) else None
+    if start != times[0]:
+        said = f"{start:%Y-%m-%d %H:%M} UTC" if start else f"{header.sdate}, {header.stime}"
+        raise TimeCoverageError(
+            path, f"TFLAG starts at {times[0]:%Y-%m-%d %H:%M} UTC but SDATE/STIME say {said}"
+        )
+    step = _tstep(header)
+    for k, t in enumerate(times):
+        if t != start + k * step:
+            raise TimeCoverageError(
+                path,
+                f"TFLAG of step {k} is {t:%Y-%m-%d %H:%M} UTC, expected "
+                f"{start + k * step:%Y-%m-%d %H:%M} (SDATE/STIME plus {k} x TSTEP)",
+            )
     return times
+
+
+def _valid_date(header: IoapiHeader) -> bool:
+    year, doy = divmod(header.sdate, 1000)
+    return 1 <= doy <= 366 and 1900 < year < 2200 and 0 <= header.stime < 240000
+
+
+def check_tflag_agrees(
+    ds: netCDF4.Dataset, path: str | Path, steps: Sequence[int], var_list: Sequence[str]
+) -> None:
+    """Check that ``TFLAG`` is the same for every variable at the steps to be read.
+
+    Raises
+    ------
+    TimeCoverageError
+        Some variable's ``TFLAG`` differs from the first variable's.
+    """
+    if not steps:
+        return
+    flags = read_steps(ds, path, "TFLAG", list(steps), (slice(None), slice(None)))
+    differ = (flags != flags[:, :1, :]).any(axis=2)
+    if differ.any():
+        k, v = (int(i) for i in np.argwhere(differ)[0])
+        name = var_list[v] if v < len(var_list) else f"number {v}"
+        raise TimeCoverageError(
+            path,
+            f"TFLAG differs between variables at step {steps[k]}: variable {name} says "
+            f"{tuple(int(x) for x in flags[k, v])}, the first says "
+            f"{tuple(int(x) for x in flags[k, 0])}",
+        )
 
 
 def _padded(text: str, width: int) -> str:

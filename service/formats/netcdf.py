@@ -1,20 +1,56 @@
-"""Opening netCDF files with clear errors, and writing them atomically."""
+"""Opening netCDF files with clear errors, bounding what they make us read, atomic writes.
+
+A file's header is a promise the reader cannot take on trust: netCDF-4 lets a 3 MB file
+declare fifty million time steps. Readers therefore check declared dimensions
+(:func:`check_dimensions`), the layout of each variable (:func:`check_variable`) and the size
+of its compressed chunks before reading data, and read only the slices they need.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import netCDF4
 import numpy as np
 import numpy.typing as npt
 
-from service.errors import MissingInputError, MissingVariableError, NotNetCDFError
+from service.errors import DimensionError, MissingInputError, MissingVariableError, NotNetCDFError
 
 _MAGIC = (b"CDF\x01", b"CDF\x02", b"CDF\x05", b"\x89HDF\r\n\x1a\n")
+
+#: The most one chunk of a netCDF-4 variable may hold once decompressed. A reader must
+#: inflate a whole chunk to read one value of it; real CMAQ and WRF files chunk by record
+#: (a few MB), so 128 MiB is generous and keeps any one read well under the memory budget.
+MAX_CHUNK_BYTES = 128 * 2**20
+
+
+def require_file(path: str | Path) -> Path:
+    """Return ``path`` if it is a regular file (or a link to one); otherwise say what it is.
+
+    Raises
+    ------
+    MissingInputError
+        Nothing there, or a symbolic link whose target does not exist (yet).
+    NotNetCDFError
+        A directory, or a device, pipe or socket.
+    """
+    p = Path(path)
+    if p.is_symlink() and not p.exists():
+        raise MissingInputError(
+            p, f"is a symbolic link to {p.readlink()}, which does not exist (a dangling link)"
+        )
+    if p.is_dir():
+        raise NotNetCDFError(p, "is a directory, not a netCDF file")
+    if not p.exists():
+        raise MissingInputError(p, "file does not exist")
+    if not p.is_file():
+        raise NotNetCDFError(p, "is not a regular file (a device, pipe or socket?)")
+    return p
 
 
 def open_dataset(path: str | Path) -> netCDF4.Dataset:
@@ -28,26 +64,108 @@ def open_dataset(path: str | Path) -> netCDF4.Dataset:
     Raises
     ------
     MissingInputError
-        The path does not exist.
+        The path does not exist, or is a dangling symbolic link.
     NotNetCDFError
-        The file is empty, not netCDF (checked by its magic number), or cannot be opened.
+        A directory; the file is empty, not netCDF (checked by its magic number), or cannot
+        be opened.
     """
-    p = Path(path)
-    if not p.is_file():
-        raise MissingInputError(p, "file does not exist")
+    p = require_file(path)
     size = p.stat().st_size
     if size == 0:
         raise NotNetCDFError(p, "file is empty (0 bytes)")
-    with p.open("rb") as fh:
-        head = fh.read(8)
+    try:
+        with p.open("rb") as fh:
+            head = fh.read(8)
+    except OSError as exc:
+        raise NotNetCDFError(p, f"cannot be read ({exc.strerror or exc})") from None
     if not any(head.startswith(m) for m in _MAGIC):
         raise NotNetCDFError(
             p, f"not a netCDF file (starts with {head[:4]!r}, expected 'CDF' or HDF5 signature)"
         )
     try:
         return netCDF4.Dataset(p, "r")
-    except OSError as exc:
-        raise NotNetCDFError(p, f"cannot be opened as netCDF, probably truncated ({exc})") from None
+    except (OSError, RuntimeError, ValueError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise NotNetCDFError(
+            p, f"cannot be opened as netCDF, probably truncated or corrupt ({why})"
+        ) from None
+
+
+def check_dimensions(
+    ds: netCDF4.Dataset, path: str | Path, limits: Mapping[str, tuple[int, str]]
+) -> dict[str, int]:
+    """Check declared dimension lengths against limits before any data is read.
+
+    Parameters
+    ----------
+    ds, path
+        The open file and its name for messages.
+    limits
+        Dimension name -> (largest length any real file has, why), for the dimensions the
+        reader will index; dimensions the file lacks are left to the caller.
+
+    Returns
+    -------
+    dict
+        The length of every dimension of the file.
+
+    Raises
+    ------
+    DimensionError
+        A dimension longer than its limit: a corrupt header, never a real file.
+    """
+    sizes = {name: len(dim) for name, dim in ds.dimensions.items()}
+    for name, (limit, why) in limits.items():
+        n = sizes.get(name)
+        if n is not None and n > limit:
+            raise DimensionError(
+                path,
+                f"dimension {name!r} declares {n:,} entries, more than any real file holds "
+                f"(at most {limit:,}: {why}); the header is corrupt, nothing was read",
+            )
+    return sizes
+
+
+def check_variable(
+    ds: netCDF4.Dataset, path: str | Path, name: str, dims: Sequence[str], *, numeric: bool = True
+) -> netCDF4.Variable:
+    """Return variable ``name`` after checking its dimensions, type and chunk size.
+
+    Raises
+    ------
+    MissingVariableError
+        No such variable.
+    DimensionError
+        Other dimensions (or another order) than ``dims``, or a chunk too large to inflate.
+    NotNetCDFError
+        A non-numeric variable where numbers are expected.
+    """
+    if name not in ds.variables:
+        raise MissingVariableError(path, f"variable {name!r} is missing")
+    var = ds.variables[name]
+    if tuple(var.dimensions) != tuple(dims):
+        raise DimensionError(
+            path,
+            f"variable {name!r} has dimensions ({', '.join(var.dimensions)}), "
+            f"expected ({', '.join(dims)})",
+        )
+    if numeric and (var.dtype is str or var.dtype.kind not in "fiu"):
+        raise NotNetCDFError(path, f"variable {name!r} holds {var.dtype}, not numbers")
+    if ds.data_model.startswith("NETCDF4"):
+        # No chunk cache: readers read each chunk once, and the library's default cache
+        # (tens of MB per variable, kept while the file is open) would add up over the
+        # variables and files of a day to more than the data read.
+        var.set_var_chunk_cache(size=0)
+        chunks = var.chunking()
+        if isinstance(chunks, list):
+            size = int(np.prod(chunks, dtype=np.int64)) * var.dtype.itemsize
+            if size > MAX_CHUNK_BYTES:
+                raise DimensionError(
+                    path,
+                    f"variable {name!r} is stored in chunks of {chunks} ({size / 2**20:,.0f} MiB "
+                    f"each once inflated, at most {MAX_CHUNK_BYTES // 2**20} MiB are read)",
+                )
+    return var
 
 
 def read_variable(
@@ -64,11 +182,28 @@ def read_variable(
     var.set_auto_maskandscale(False)
     try:
         data = var[index] if index is not None else var[...]
-    except (RuntimeError, OSError, IndexError, ValueError) as exc:
+    except (RuntimeError, OSError, IndexError, ValueError, MemoryError) as exc:
         raise NotNetCDFError(
-            path, f"variable {name!r} cannot be read, the file is probably truncated ({exc})"
+            path, f"variable {name!r} cannot be read: the file is truncated or corrupt ({exc})"
         ) from None
     return np.asarray(data)
+
+
+def read_steps(
+    ds: netCDF4.Dataset, path: str | Path, name: str, steps: Sequence[int], rest: tuple[object, ...]
+) -> npt.NDArray[np.float32]:
+    """Read the records ``steps`` (along the first dimension) of a variable, and nothing else.
+
+    Consecutive steps are read as one slice; scattered ones one at a time, so that memory
+    follows the number of steps asked for, never the distance between them.
+    """
+    if not steps:
+        raise ValueError("no steps to read")
+    s0, s1 = min(steps), max(steps) + 1
+    if s1 - s0 == len(steps):
+        block = read_variable(ds, path, name, (slice(s0, s1), *rest))
+        return block[[s - s0 for s in steps]] if list(steps) != list(range(s0, s1)) else block
+    return np.stack([read_variable(ds, path, name, (s, *rest)) for s in steps])
 
 
 def check_complete(ds: netCDF4.Dataset, path: str | Path) -> None:
@@ -96,9 +231,8 @@ def _classic_expected_size(ds: netCDF4.Dataset) -> int | None:
     for var in ds.variables.values():
         dims = var.dimensions
         itemsize = var.dtype.itemsize if var.dtype != str else 1
-        n = int(
-            np.prod([len(ds.dimensions[d]) for d in dims if not ds.dimensions[d].isunlimited()])
-        )
+        # math.prod on Python ints: a corrupt header cannot overflow it.
+        n = math.prod(len(ds.dimensions[d]) for d in dims if not ds.dimensions[d].isunlimited())
         if dims and ds.dimensions[dims[0]].isunlimited():
             nrec = len(ds.dimensions[dims[0]])
             rec_size += n * itemsize

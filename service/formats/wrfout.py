@@ -11,18 +11,67 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import netCDF4
 import numpy as np
 import numpy.typing as npt
 from pyproj import CRS
 
-from service.errors import GridMismatchError, MissingVariableError, TimeCoverageError
-from service.formats.netcdf import atomic_path
+from service.errors import (
+    DimensionError,
+    GridMismatchError,
+    MissingVariableError,
+    TimeCoverageError,
+)
+from service.formats.netcdf import atomic_path, check_dimensions, check_variable, read_variable
 
 EARTH_RADIUS_M = 6_370_000.0
 TIME_FORMAT = "%Y-%m-%d_%H:%M:%S"
 MAP_PROJ_NAMES = {1: "Lambert conformal", 2: "polar stereographic", 3: "Mercator", 6: "lat-lon"}
+
+#: 2-D fields are ``(Time, south_north, west_east)``.
+FIELD_DIMENSIONS = ("Time", "south_north", "west_east")
+
+#: The longest each dimension of a real file gets, checked before anything is read.
+LIMITS: dict[str, tuple[int, str]] = {
+    "Time": (24 * 366, "a leap year of hourly records"),
+    "south_north": (4000, "a 3 km grid over all of East Asia"),
+    "west_east": (4000, "a 3 km grid over all of East Asia"),
+}
+#: The most cells a grid may have: the reader holds a few full-grid coordinate arrays.
+MAX_CELLS = 4_000_000
+
+
+def check_layout(ds: netCDF4.Dataset, path: str | Path) -> dict[str, int]:
+    """Check a wrfout file's dimensions before anything is read; return their lengths.
+
+    Raises
+    ------
+    MissingVariableError
+        ``Time``, ``DateStrLen``, ``south_north`` or ``west_east`` is absent.
+    DimensionError
+        A dimension longer than any real file's, a grid of more than :data:`MAX_CELLS`
+        cells, or ``DateStrLen`` other than 19.
+    """
+    sizes = check_dimensions(ds, path, LIMITS)
+    absent = [d for d in ("Time", "DateStrLen", "south_north", "west_east") if d not in sizes]
+    if absent:
+        raise MissingVariableError(
+            path, f"dimension(s) {', '.join(absent)} missing (not a wrfout file?)"
+        )
+    if sizes["DateStrLen"] != 19:
+        raise DimensionError(
+            path, f"dimension 'DateStrLen' is {sizes['DateStrLen']}, expected 19 (WRF times)"
+        )
+    cells = sizes["south_north"] * sizes["west_east"]
+    if cells > MAX_CELLS:
+        raise DimensionError(
+            path,
+            f"the grid has {sizes['west_east']:,} x {sizes['south_north']:,} = {cells:,} cells, "
+            f"more than the {MAX_CELLS:,} the reader accepts",
+        )
+    return sizes
 
 
 def parse_wrf_time(text: str) -> dt.datetime:
@@ -31,7 +80,7 @@ def parse_wrf_time(text: str) -> dt.datetime:
 
 
 def read_times(ds: netCDF4.Dataset, path: str | Path) -> list[dt.datetime]:
-    """Decode ``Times`` to aware UTC datetimes.
+    """Decode ``Times`` to aware UTC datetimes (call :func:`check_layout` first).
 
     Raises
     ------
@@ -42,11 +91,11 @@ def read_times(ds: netCDF4.Dataset, path: str | Path) -> list[dt.datetime]:
     """
     if "Times" not in ds.variables:
         raise MissingVariableError(path, "variable 'Times' is missing (not a wrfout file?)")
-    var = ds.variables["Times"]
+    var = check_variable(ds, path, "Times", ("Time", "DateStrLen"), numeric=False)
+    if var.dtype is str or var.dtype.kind != "S":
+        raise TimeCoverageError(path, f"Times holds {var.dtype}, expected characters")
     var.set_auto_chartostring(False)
-    raw = np.asarray(var[:])
-    if raw.ndim == 1:
-        raw = raw[None, :]
+    raw: Any = read_variable(ds, path, "Times")
     strings = netCDF4.chartostring(raw)
     times = []
     for k, s in enumerate(np.atleast_1d(strings)):
@@ -61,7 +110,12 @@ def global_attr(ds: netCDF4.Dataset, path: str | Path, name: str) -> float:
     """A numeric global attribute, or :class:`MissingVariableError`."""
     if name not in ds.ncattrs():
         raise MissingVariableError(path, f"global attribute {name!r} is missing")
-    return float(np.asarray(ds.getncattr(name)).ravel()[0])
+    value = np.asarray(ds.getncattr(name)).ravel()
+    if value.size == 0 or value.dtype.kind not in "fiu" or not np.isfinite(value[0]):
+        raise MissingVariableError(
+            path, f"global attribute {name!r} is not a number: {value.tolist()}"
+        )
+    return float(value[0])
 
 
 def wrf_crs(ds: netCDF4.Dataset, path: str | Path) -> CRS:

@@ -33,5 +33,9 @@ def read_analysis(paths: Sequence[str | Path], date: dt.date, grid: Grid) -> Sou
     -------
     SourceFields
         A ``(24, nrows, ncols)`` field ``pm25`` and provenance.
+
+    Notes
+    -----
+    The same checks and rules for stray and duplicate files as :func:`read_cmaq`.
     """
     return read_ioapi_day(paths, date, grid, ANALYSIS_SPECIES, "analysis")

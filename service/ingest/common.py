@@ -5,8 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import warnings
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import SupportsInt
 
 import numpy as np
 import numpy.typing as npt
@@ -18,6 +20,7 @@ from service.errors import (
     ImplausibleValueError,
     NegativeValueError,
     PM10BelowPM25Warning,
+    WrongUnitsError,
 )
 from service.features import Feature
 from service.formats.ioapi import BADVAL3, LAMBERT, IoapiHeader
@@ -106,58 +109,163 @@ def to_dataset(
     )
 
 
-def validate_values(
+@dataclass(frozen=True)
+class Where:
+    """Names a position in a block read from a file in the file's own terms.
+
+    Readers check values in the blocks they read, before mapping them onto the service
+    grid, so that a message can say ``TSTEP=2, LAY=0, ROW=47, COL=34`` of the file's own
+    variable ``O3``, which is what a person opening the file will look for.
+
+    Attributes
+    ----------
+    dims
+        The file's names of the block's three axes (time, row, column).
+    steps
+        The file's index along the time axis of each position of the block.
+    times
+        The UTC valid time of each position of the block.
+    row0, col0
+        Where the block starts in the file's rows and columns.
+    fixed
+        Other dimensions held at one index, named after the time axis (``LAY=0``).
+    grid
+        Words naming the grid when it is not the file's own (``"service grid "``).
+    """
+
+    dims: tuple[str, str, str]
+    steps: Sequence[int]
+    times: Sequence[dt.datetime]
+    row0: int = 0
+    col0: int = 0
+    fixed: tuple[tuple[str, int], ...] = ()
+    grid: str = ""
+
+    def __call__(self, index: Iterable[SupportsInt]) -> str:
+        t, r, c = (int(i) for i in index)
+        parts = [
+            f"{self.dims[0]}={self.steps[t]}",
+            *(f"{name}={value}" for name, value in self.fixed),
+            f"{self.dims[1]}={self.row0 + r}",
+            f"{self.dims[2]}={self.col0 + c}",
+        ]
+        return f"{self.grid}{', '.join(parts)} ({self.times[t]:%Y-%m-%d %H:%M} UTC)"
+
+
+def on_service_grid(times: Sequence[dt.datetime]) -> Where:
+    """Positions on the service grid (for fields derived from several variables or files)."""
+    return Where(("hour", "row", "col"), range(len(times)), times, grid="service grid ")
+
+
+def _named(variable: str) -> str:
+    """``variable 'T2'`` for a file's variable; a description of a derived field as it is."""
+    return f"variable {variable!r}" if variable.isidentifier() else variable
+
+
+def check_missing(
+    values: npt.NDArray[np.floating], path: str | Path, variable: str, where: Where
+) -> None:
+    """Raise :class:`BadValueError` for NaN, infinite or BADVAL3 values, saying which and where.
+
+    Run it on the values as read, before any unit conversion moves BADVAL3.
+    """
+    nan = np.isnan(values)
+    inf = np.isinf(values)
+    badval = values <= BADVAL3 * 0.1
+    bad = nan | inf | badval
+    if not bad.any():
+        return
+    kinds = [
+        f"{int(m.sum()):,} {label}"
+        for m, label in (
+            (nan, "NaN"),
+            (inf, "infinite"),
+            (badval, "BADVAL3 (-9.999E36, the I/O API missing-data value)"),
+        )
+        if m.any()
+    ]
+    raise BadValueError(
+        path,
+        f"{_named(variable)} has {' and '.join(kinds)} value(s), "
+        f"first at {where(np.argwhere(bad)[0])}",
+    )
+
+
+def check_plausible(
     values: npt.NDArray[np.floating],
     feature: Feature,
     path: str | Path,
-    times: list[dt.datetime],
+    variable: str,
+    where: Where,
     *,
-    source_name: str | None = None,
+    units: str | None = None,
 ) -> None:
-    """Check one field for missing, negative and implausible values.
+    """Check finite values in the feature's canonical unit against its plausible ranges.
 
     Parameters
     ----------
     values
-        ``(time, row, col)`` in the feature's canonical unit.
+        ``(time, row, col)`` after unit conversion.
     feature
-        The vocabulary entry giving the plausible range.
+        The vocabulary entry: range of values, range of the field's mean, unit mistakes.
     path
-        The file(s) named in the error.
-    times
-        Valid times of axis 0, to say *when* the first bad value occurs.
-    source_name
-        The variable's name in the file, if it differs from the canonical name.
+        The file (or files) named in the error.
+    variable
+        The file's own variable name, or words saying how the field was derived from the
+        file's variables (``"wind speed from U10, V10"``).
+    where
+        Turns an index of ``values`` into the file's coordinates.
+    units
+        The units the file declares, for the message.
 
     Raises
     ------
-    BadValueError, NegativeValueError, ImplausibleValueError
+    NegativeValueError
+        A concentration below zero.
+    WrongUnitsError
+        Implausible values that a listed unit mistake (:class:`service.features.UnitMixup`)
+        would explain: the message says which unit the values look like.
+    ImplausibleValueError
+        Other values outside the plausible range, or a mean no real field has.
     """
-    label = source_name or feature.name
-    finite = np.isfinite(values)
-    bad = ~finite | (values <= BADVAL3 * 0.1)
-    if bad.any():
-        t, r, c = np.argwhere(bad)[0]
-        raise BadValueError(
-            path,
-            f"{label} has {int(bad.sum())} missing values (NaN or BADVAL3), "
-            f"first at {times[t]:%Y-%m-%d %H:%M} UTC, row {r}, col {c}",
-        )
+    if values.size == 0:
+        return
     lo, hi = float(values.min()), float(values.max())
+    mean = float(values.mean(dtype=np.float64))
+    declared = f", declared {units.strip()!r}" if units is not None else ""
+    subject = f"{_named(variable)} ({feature.long_name} in {feature.unit}{declared})"
     if feature.concentration and lo < 0:
-        t, r, c = np.unravel_index(int(values.argmin()), values.shape)
         raise NegativeValueError(
             path,
-            f"{label} has negative concentrations (minimum {lo:.4g} {feature.unit} "
-            f"at {times[t]:%Y-%m-%d %H:%M} UTC, row {r}, col {c})",
+            f"{subject} has negative concentrations: minimum {lo:.4g} {feature.unit} at "
+            f"{where(np.unravel_index(int(values.argmin()), values.shape))}",
         )
+    if feature.plausible(lo, hi, mean):
+        return
     if lo < feature.low or hi > feature.high:
-        worst = lo if lo < feature.low else hi
-        raise ImplausibleValueError(
-            path,
-            f"{label} ranges {lo:.4g}..{hi:.4g} {feature.unit}, outside the plausible "
-            f"{feature.low:g}..{feature.high:g} (found {worst:.4g}): {feature.why}",
+        worst = int(values.argmin()) if lo < feature.low else int(values.argmax())
+        at = where(np.unravel_index(worst, values.shape))
+        problem = (
+            f"ranges {lo:.4g}..{hi:.4g} {feature.unit}, outside the plausible "
+            f"{feature.low:g}..{feature.high:g} (worst at {at})"
         )
+    elif feature.mean_low is not None and mean < feature.mean_low:
+        problem = (
+            f"averages {mean:.4g} {feature.unit} over the whole field, far below any real value "
+            f"(at least {feature.mean_low:g})"
+        )
+    else:
+        problem = (
+            f"averages {mean:.4g} {feature.unit} over the whole field, far above any real value "
+            f"(at most {feature.mean_high:g})"
+        )
+    mixup = feature.mixup_explaining(lo, hi, mean)
+    if mixup is not None:
+        raise WrongUnitsError(
+            path,
+            f"{subject} {problem}: the values look like another unit, {mixup.says}. {feature.why}",
+        )
+    raise ImplausibleValueError(path, f"{subject} {problem}. {feature.why}")
 
 
 def warn_pm10_below_pm25(

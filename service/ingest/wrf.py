@@ -10,6 +10,7 @@ direction (a circular quantity) is never averaged.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from collections import Counter
 from collections.abc import Sequence
@@ -17,19 +18,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import netCDF4
 import numpy as np
 import numpy.typing as npt
 from pyproj import CRS, Transformer
 
 from service.errors import (
-    BadValueError,
+    ConflictingInputError,
     DomainCoverageError,
     GridMismatchError,
+    ImplausibleValueError,
     MissingInputError,
     TimeCoverageError,
+    UnitError,
 )
 from service.features import (
     HUMIDITY,
+    MIXING_RATIO,
     PRECIPITATION,
     PRESSURE,
     TEMPERATURE,
@@ -37,10 +42,19 @@ from service.features import (
     WIND_SPEED,
     WRF_FEATURES,
 )
-from service.formats.netcdf import check_complete, open_dataset, read_variable
+from service.formats.netcdf import (
+    check_complete,
+    check_variable,
+    open_dataset,
+    read_steps,
+    read_variable,
+)
 from service.formats.wrfout import (
+    FIELD_DIMENSIONS,
     MAP_PROJ_NAMES,
+    check_layout,
     cone_factor,
+    global_attr,
     parse_wrf_time,
     read_times,
     wrf_crs,
@@ -49,14 +63,54 @@ from service.grid import Grid
 from service.ingest.common import (
     FileRecord,
     SourceFields,
+    Where,
+    check_missing,
+    check_plausible,
     file_record,
     forecast_hours,
+    on_service_grid,
     to_dataset,
-    validate_values,
 )
 
 F32 = npt.NDArray[np.float32]
 REQUIRED = ("T2", "Q2", "PSFC", "U10", "V10", "RAINC", "RAINNC")
+OPTIONAL = ("SINALPHA", "COSALPHA", "I_RAINC", "I_RAINNC")
+
+#: Units each variable may declare, as ``(factor, offset)`` to WRF's own unit (K, Pa, kg/kg,
+#: m/s, mm). Keys are lower case without spaces. A variable with no units attribute is taken
+#: to be in WRF's own unit; the plausibility checks catch it if it is not.
+_UNITS: dict[str, dict[str, tuple[float, float]]] = {
+    "T2": {
+        **dict.fromkeys(("k", "kelvin", "degk"), (1.0, 0.0)),
+        **dict.fromkeys(("degc", "c", "°c", "celsius", "degreesc", "deg_c"), (1.0, 273.15)),
+    },
+    "PSFC": {
+        "pa": (1.0, 0.0),
+        **dict.fromkeys(("hpa", "mb", "mbar", "millibar"), (100.0, 0.0)),
+        "kpa": (1000.0, 0.0),
+    },
+    "Q2": {
+        **dict.fromkeys(("kgkg-1", "kg/kg", "kgkg**-1", "kgkg^-1", "1"), (1.0, 0.0)),
+        **dict.fromkeys(("gkg-1", "g/kg", "gkg**-1", "gkg^-1"), (1e-3, 0.0)),
+    },
+    "U10": dict.fromkeys(("ms-1", "m/s", "ms**-1", "ms^-1"), (1.0, 0.0)),
+    "V10": dict.fromkeys(("ms-1", "m/s", "ms**-1", "ms^-1"), (1.0, 0.0)),
+    "RAINC": {
+        **dict.fromkeys(("mm", "kgm-2", "kg/m2", "kgm**-2"), (1.0, 0.0)),
+        "cm": (10.0, 0.0),
+        "m": (1000.0, 0.0),
+    },
+}
+_UNITS["RAINNC"] = _UNITS["RAINC"]
+_CANONICAL = {
+    "T2": "K",
+    "PSFC": "Pa",
+    "Q2": "kg kg-1",
+    "U10": "m s-1",
+    "V10": "m s-1",
+    "RAINC": "mm",
+    "RAINNC": "mm",
+}
 
 
 @dataclass
@@ -92,17 +146,46 @@ class WrfRecords:
     init_times: list[dt.datetime | None] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Window:
+    """A block of a WRF grid: rows ``r0:r1`` (south_north), columns ``c0:c1`` (west_east)."""
+
+    r0: int
+    r1: int
+    c0: int
+    c1: int
+
+    @property
+    def index(self) -> tuple[slice, slice]:
+        return slice(self.r0, self.r1), slice(self.c0, self.c1)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.r1 - self.r0, self.c1 - self.c0
+
+
 def read_wrf_records(
-    paths: Sequence[str | Path], times: Sequence[dt.datetime] | None = None
+    paths: Sequence[str | Path],
+    times: Sequence[dt.datetime] | None = None,
+    *,
+    window: Window | None = None,
 ) -> WrfRecords:
     """Read the surface variables of some (or all) records of one or more wrfout files.
+
+    Each file's dimensions are checked before anything is read; then only the records asked
+    for, inside ``window``, are read. Values are checked per file in the file's own terms
+    (NaN, infinity, units, plausibility of T2, PSFC, Q2 and the wind speed).
 
     Parameters
     ----------
     paths
-        wrfout files; where two hold the same time, the later in the list wins.
+        wrfout files of one domain. Where two hold the same time their values must agree
+        (identical copies pass); otherwise :class:`ConflictingInputError` names both.
     times
         UTC times to read, in order; ``None`` reads every record of every file.
+    window
+        The block of the WRF grid to read (the service grid's surroundings); ``None``
+        reads the whole grid.
 
     Raises
     ------
@@ -111,85 +194,193 @@ def read_wrf_records(
     """
     if not paths:
         raise MissingInputError("wrf", "no wrfout files given")
-    where: dict[dt.datetime, tuple[int, int]] = {}
+    files = [Path(p) for p in paths]
+    holders: dict[dt.datetime, list[tuple[int, int]]] = {}
     spans = []
     init_times: list[dt.datetime | None] = []
-    for fi, path in enumerate(paths):
-        ds = open_dataset(path)
-        try:
+    with contextlib.ExitStack() as stack:
+        handles: list[netCDF4.Dataset] = []
+        for fi, path in enumerate(files):
+            ds = open_dataset(path)
+            stack.callback(ds.close)
+            sizes = check_layout(ds, path)
             check_complete(ds, path)
-            file_times = read_times(ds, path)
-            repeated = [t for t, n in Counter(file_times).items() if n > 1]
+            ftimes = read_times(ds, path)
+            if not ftimes:
+                raise TimeCoverageError(path, "the file holds no records (dimension Time is 0)")
+            repeated = [t for t, n in Counter(ftimes).items() if n > 1]
             if repeated:
                 raise TimeCoverageError(path, f"time {repeated[0]:%Y-%m-%d_%H:%M:%S} appears twice")
+            shape = (sizes["south_north"], sizes["west_east"])
             if fi == 0:
                 crs = wrf_crs(ds, path)
                 attrs = {k: ds.getncattr(k) for k in ds.ncattrs()}
-                xlat = read_variable(ds, path, "XLAT", (0,)).astype(np.float32)
-                xlong = read_variable(ds, path, "XLONG", (0,)).astype(np.float32)
-            name = Path(path).name
+                if "BUCKET_MM" in attrs:
+                    global_attr(ds, path, "BUCKET_MM")
+                grid_shape = shape
+                box = window or Window(0, shape[0], 0, shape[1])
+                xlat, xlong = _coordinates(ds, path, box, ftimes[0])
+            elif shape != grid_shape:
+                raise GridMismatchError(
+                    path,
+                    f"the grid is {shape[1]} x {shape[0]} cells, but {files[0].name}'s is "
+                    f"{grid_shape[1]} x {grid_shape[0]}: files of different domains?",
+                )
+            else:
+                _check_same_grid(ds, path, box, ftimes[0], xlat, xlong, files[0])
             spans.append(
-                f"{name}: {file_times[0]:%Y-%m-%d %H:%M}..{file_times[-1]:%Y-%m-%d %H:%M} UTC"
-                if file_times
-                else f"{name}: no records"
+                f"{path.name}: {ftimes[0]:%Y-%m-%d %H:%M}..{ftimes[-1]:%Y-%m-%d %H:%M} UTC"
             )
-            for k, t in enumerate(file_times):
-                where[t] = (fi, k)
+            for k, t in enumerate(ftimes):
+                holders.setdefault(t, []).append((fi, k))
             init_times.append(_start_time(ds, path))
-        finally:
-            ds.close()
-    label = (
-        str(paths[0]) if len(paths) == 1 else f"{len(paths)} wrfout files ({Path(paths[0]).parent})"
-    )
-    wanted = list(times) if times is not None else sorted(where)
-    missing = [t for t in wanted if t not in where]
-    if missing and len(missing) == len(wanted):
-        raise TimeCoverageError(
-            label,
-            f"wrong dates: needed {wanted[0]:%Y-%m-%d %H:%M}..{wanted[-1]:%Y-%m-%d %H:%M} UTC, "
-            "the files hold " + "; ".join(spans),
+            handles.append(ds)
+        label = (
+            str(files[0]) if len(files) == 1 else f"{len(files)} wrfout files ({files[0].parent})"
         )
-    if missing:
-        shown = ", ".join(f"{t:%Y-%m-%d %H:%M}" for t in missing[:6])
-        raise TimeCoverageError(
-            label,
-            f"{len(missing)} of the {len(wanted)} hourly records needed are missing: "
-            f"{shown} UTC" + (" ..." if len(missing) > 6 else ""),
-        )
-    ny, nx = xlat.shape
-    out: dict[str, F32] = {}
-    for fi, path in enumerate(paths):
-        picks = [(k, where[t][1]) for k, t in enumerate(wanted) if where[t][0] == fi]
-        if not picks:
-            continue
-        ds = open_dataset(path)
-        try:
-            names = [
-                n
-                for n in (*REQUIRED, "SINALPHA", "COSALPHA", "I_RAINC", "I_RAINNC")
-                if n in REQUIRED or n in ds.variables
-            ]
-            recs = [r for _, r in picks]
-            r0, r1 = min(recs), max(recs) + 1
-            for name in names:
-                block = read_variable(ds, path, name, (slice(r0, r1),))
-                if block.shape[-2:] != (ny, nx):
-                    raise GridMismatchError(
-                        path,
-                        f"{name} is {block.shape[-2:]} but the first file's grid is {(ny, nx)}",
-                    )
-                arr = out.setdefault(name, np.empty((len(wanted), ny, nx), np.float32))
-                for k, r in picks:
-                    arr[k] = block[r - r0]
-        finally:
-            ds.close()
-    for name, arr in out.items():
-        if not np.isfinite(arr).all():
-            k = int(np.argwhere(~np.isfinite(arr))[0][0])
-            raise BadValueError(
-                label, f"{name} has NaN or infinite values at {wanted[k]:%Y-%m-%d %H:%M} UTC"
+        wanted = list(times) if times is not None else sorted(holders)
+        missing = [t for t in wanted if t not in holders]
+        if missing and len(missing) == len(wanted):
+            raise TimeCoverageError(
+                label,
+                f"wrong dates: needed {wanted[0]:%Y-%m-%d %H:%M}..{wanted[-1]:%Y-%m-%d %H:%M} "
+                "UTC, the files hold " + "; ".join(spans),
             )
+        if missing:
+            shown = ", ".join(f"{t:%Y-%m-%d %H:%M}" for t in missing[:6])
+            raise TimeCoverageError(
+                label,
+                f"{len(missing)} of the {len(wanted)} hourly records needed are missing: "
+                f"{shown} UTC" + (" ..." if len(missing) > 6 else ""),
+            )
+        out = _read_variables(files, handles, holders, wanted, box) if wanted else {}
     return WrfRecords(label, wanted, attrs, xlat, xlong, crs, out, init_times)
+
+
+def _coordinates(
+    ds: netCDF4.Dataset, path: Path, box: Window, when: dt.datetime
+) -> tuple[F32, F32]:
+    """XLAT and XLONG of the first record inside ``box``, checked for NaN and range.
+
+    ``(Time, south_north, west_east)`` as WRF writes them, or ``(south_north, west_east)``
+    as some post-processors leave them.
+    """
+    where = Where(FIELD_DIMENSIONS, [0], [when], box.r0, box.c0)
+    out = []
+    for name, lo_limit, hi_limit in (("XLAT", -90.0, 90.0), ("XLONG", -180.0, 360.0)):
+        present = ds.variables.get(name)
+        if present is not None and tuple(present.dimensions) == FIELD_DIMENSIONS[1:]:
+            check_variable(ds, path, name, FIELD_DIMENSIONS[1:])
+            value = read_variable(ds, path, name, box.index)[None]
+        else:
+            check_variable(ds, path, name, FIELD_DIMENSIONS)
+            value = read_steps(ds, path, name, [0], box.index)
+        check_missing(value, path, name, where)
+        lo, hi = float(value.min()), float(value.max())
+        if lo < lo_limit or hi > hi_limit:
+            raise ImplausibleValueError(
+                path,
+                f"variable {name!r} ranges {lo:.4g}..{hi:.4g}, outside {lo_limit:g}..{hi_limit:g}"
+                " degrees: these are not coordinates",
+            )
+        out.append(value[0].astype(np.float32))
+    return out[0], out[1]
+
+
+def _check_same_grid(
+    ds: netCDF4.Dataset,
+    path: Path,
+    box: Window,
+    when: dt.datetime,
+    xlat: F32,
+    xlong: F32,
+    first: Path,
+) -> None:
+    """A later file must lie on the first file's grid (compared inside the window)."""
+    lat, lon = _coordinates(ds, path, box, when)
+    off = max(
+        float(np.abs(lat - xlat).max()),
+        float(np.abs((lon - xlong + 180.0) % 360.0 - 180.0).max()),
+    )
+    if off > 1e-3:
+        raise GridMismatchError(
+            path,
+            f"XLAT/XLONG differ from {first.name}'s by up to {off:.3g} degrees: "
+            "files of different domains?",
+        )
+
+
+def _units_of(ds: netCDF4.Dataset, path: Path, name: str) -> tuple[str, float, float]:
+    """The declared units of a variable and the ``(factor, offset)`` to WRF's own unit."""
+    var = ds.variables[name]
+    units = var.getncattr("units") if "units" in var.ncattrs() else ""
+    units = units.decode("ascii", "replace") if isinstance(units, bytes) else str(units)
+    table = _UNITS.get(name)
+    key = units.strip().lower().replace(" ", "")
+    if table is None or not key:
+        return units, 1.0, 0.0
+    if key not in table:
+        raise UnitError(
+            path, f"variable {name!r} has units {units.strip()!r}; expected {_CANONICAL[name]!r}"
+        )
+    factor, offset = table[key]
+    return units, factor, offset
+
+
+def _read_variables(
+    paths: list[Path],
+    handles: list[netCDF4.Dataset],
+    holders: dict[dt.datetime, list[tuple[int, int]]],
+    wanted: list[dt.datetime],
+    box: Window,
+) -> dict[str, F32]:
+    """Read the wanted records file by file, checked; records two files share must agree."""
+    ny, nx = box.shape
+    contributing = sorted({f for t in wanted for f, _ in holders[t]})
+    optional = [n for n in OPTIONAL if all(n in handles[fi].variables for fi in contributing)]
+    out = {n: np.empty((len(wanted), ny, nx), np.float32) for n in (*REQUIRED, *optional)}
+    owner: list[int | None] = [None] * len(wanted)
+    for fi in contributing:
+        ds, path = handles[fi], paths[fi]
+        picks = [(k, r) for k, t in enumerate(wanted) for f, r in holders[t] if f == fi]
+        recs = [r for _, r in picks]
+        where = Where(FIELD_DIMENSIONS, recs, [wanted[k] for k, _ in picks], box.r0, box.c0)
+        block: dict[str, F32] = {}
+        units: dict[str, str] = {}
+        for name in out:
+            check_variable(ds, path, name, FIELD_DIMENSIONS)
+            raw = read_steps(ds, path, name, recs, box.index)
+            check_missing(raw, path, name, where)
+            units[name], factor, offset = _units_of(ds, path, name)
+            block[name] = raw.astype(np.float32) * np.float32(factor) + np.float32(offset)
+        _check_weather(block, units, path, where)
+        for name, values in block.items():
+            for j, (k, _) in enumerate(picks):
+                first = owner[k]
+                if first is None:
+                    out[name][k] = values[j]
+                elif not np.allclose(out[name][k], values[j], rtol=1e-5, atol=0.0):
+                    diff = float(np.abs(out[name][k].astype(np.float64) - values[j]).max())
+                    raise ConflictingInputError(
+                        paths[first],
+                        f"holds {wanted[k]:%Y-%m-%d %H:%M} UTC like {path} but with different "
+                        f"values: {name} differs by up to {diff:.4g} {_CANONICAL.get(name, '')}"
+                        "; which file is right is unknown, remove or fix one",
+                    )
+        for k, _ in picks:
+            owner[k] = fi if owner[k] is None else owner[k]
+    return out
+
+
+def _check_weather(block: dict[str, F32], units: dict[str, str], path: Path, where: Where) -> None:
+    """Plausibility of one file's T2, PSFC, Q2 and wind speed, in the features' units."""
+    celsius = block["T2"] - np.float32(273.15)
+    check_plausible(celsius, TEMPERATURE, path, "T2", where, units=units["T2"])
+    check_plausible(block["PSFC"], PRESSURE, path, "PSFC", where, units=units["PSFC"])
+    check_plausible(block["Q2"], MIXING_RATIO, path, "Q2", where, units=units["Q2"])
+    speed = np.hypot(block["U10"], block["V10"])
+    wind = _DERIVED_FROM[WIND_SPEED.name]
+    check_plausible(speed, WIND_SPEED, path, wind, where, units=units["U10"])
 
 
 def _start_time(ds: Any, path: str | Path) -> dt.datetime | None:
@@ -292,6 +483,20 @@ class GridMapping:
     wy: npt.NDArray[np.float32]
     wx: npt.NDArray[np.float32]
     exact: bool
+
+    def window(self, shape: tuple[int, int]) -> Window:
+        """The block of a ``shape`` WRF grid that holds every cell this mapping uses.
+
+        One cell of margin on each side keeps the block's own regular-grid check and
+        bilinear neighbours inside it.
+        """
+        ny, nx = shape
+        return Window(
+            max(int(self.rows.min()) - 1, 0),
+            min(int(self.rows.max()) + 3, ny),
+            max(int(self.cols.min()) - 1, 0),
+            min(int(self.cols.max()) + 3, nx),
+        )
 
     def apply(self, field: F32) -> F32:
         """Map ``(..., south_north, west_east)`` onto ``(..., nrows, ncols)``."""
@@ -403,9 +608,9 @@ def read_wrf(paths: Sequence[str | Path], date: dt.date, grid: Grid) -> SourceFi
     if not paths:
         raise MissingInputError("wrf", "no wrfout files given")
     header_only = read_wrf_records(paths[:1], [])
-    map_to_grid(header_only, grid)
+    full = map_to_grid(header_only, grid)
     needed = wrf_hours(date)
-    records = read_wrf_records(paths, needed)
+    records = read_wrf_records(paths, needed, window=full.window(header_only.xlat.shape))
     mapping = map_to_grid(records, grid)
     derived = {k: mapping.apply(v) for k, v in derive_weather(records).items()}
     speed, direction = wind_speed_direction(derived.pop("u"), derived.pop("v"))
@@ -413,8 +618,10 @@ def read_wrf(paths: Sequence[str | Path], date: dt.date, grid: Grid) -> SourceFi
     derived[WIND_DIRECTION.name] = direction
     fields = {f.name: derived[f.name] for f in WRF_FEATURES}
     hours = needed[1:]
+    where = on_service_grid(hours)
     for f in WRF_FEATURES:
-        validate_values(fields[f.name], f, records.path, hours)
+        check_missing(fields[f.name], records.path, _DERIVED_FROM[f.name], where)
+        check_plausible(fields[f.name], f, records.path, _DERIVED_FROM[f.name], where)
     files = [
         file_record(path, "wrf", init) for path, init in zip(paths, records.init_times, strict=True)
     ]
@@ -423,9 +630,21 @@ def read_wrf(paths: Sequence[str | Path], date: dt.date, grid: Grid) -> SourceFi
     )
 
 
+#: How each feature is derived, for messages about the derived field.
+_DERIVED_FROM = {
+    TEMPERATURE.name: "temperature from T2",
+    PRECIPITATION.name: "precipitation from hourly RAINC + RAINNC",
+    HUMIDITY.name: "relative humidity from T2, Q2 and PSFC",
+    WIND_DIRECTION.name: "wind direction from U10 and V10",
+    WIND_SPEED.name: "wind speed from U10 and V10",
+    PRESSURE.name: "pressure from PSFC",
+}
+
+
 __all__ = [
     "FileRecord",
     "GridMapping",
+    "Window",
     "WrfRecords",
     "derive_weather",
     "earth_relative_wind",
