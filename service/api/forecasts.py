@@ -110,18 +110,23 @@ def get_grid(
     request: Request,
     state: StateDep,
     hour: Annotated[
-        int | None, Query(ge=0, le=23, description="One hour (KST); all 24 if absent")
+        int | Literal["mean"] | None,
+        Query(description="One hour (KST, 0-23; all 24 if absent); 'mean' (the daily mean, PNG)"),
     ] = None,
     format: Annotated[Literal["json", "netcdf", "png"], Query()] = "json",
 ) -> Response:
     """The PM2.5 field (ug/m3) of target date ``date``: JSON, CF netCDF or a PNG map."""
     day, run, field = forecast(date, state)
     if format == "png" and hour is None:
-        raise Problem(422, "Hour required", "format=png draws one hour: add hour=0..23")
+        raise Problem(422, "Hour required", "format=png draws one hour: add hour=0..23 or mean")
+    if hour == "mean" and format != "png":
+        raise Problem(422, "Invalid hour", "hour=mean is for format=png; JSON has all 24 hours")
+    if isinstance(hour, int) and not 0 <= hour <= 23:
+        raise Problem(422, "Invalid hour", f"hour must be 0..23 (KST) or mean, not {hour}")
     etag = f'"run-{run.id}-{format}-{"all" if hour is None else hour}"'
     if (cached := not_modified(request, etag)) is not None:
         return cached
-    hours = list(range(24)) if hour is None else [hour]
+    hours = list(range(24)) if not isinstance(hour, int) else [hour]
     headers = {"ETag": etag, "Cache-Control": CACHE_CONTROL, "X-Run-Id": str(run.id)}
     times = [valid_times_kst(day)[h] for h in hours]
     meta = run_meta(state, run)
@@ -147,16 +152,30 @@ def get_grid(
                 netcdf_attributes(meta),
             )
         else:
-            assert hour is not None
-            title = f"PM2.5 {day} {hour:02d}:00 KST - run {run.id}" + (
-                " (CMAQ fallback)" if run.fallback else ""
-            )
-            data = to_png(field[hour], state.grid, title, load_coastline())
+            data = png_map(day, hour, run, field, state)
         state.files.put(key, data)
     media = "application/x-netcdf" if format == "netcdf" else "image/png"
     if format == "netcdf":
         headers["Content-Disposition"] = f'attachment; filename="pm25_{day:%Y%m%d}.nc"'
     return Response(data, media_type=media, headers=headers)
+
+
+def png_map(day: dt.date, hour: int | str | None, run: Run, field: F32, state: AppState) -> bytes:
+    """The PNG map of one hour or of the daily mean, titled with date, hour, run and model."""
+    meta = run_meta(state, run)
+    model = meta.get("model") or {}
+    when = "daily mean" if hour == "mean" else f"{hour:02d}:00 KST"
+    source = (
+        "CMAQ's own forecast (the model could not run)"
+        if run.fallback
+        else f"model {model.get('name')} {model.get('version')}"
+    )
+    synthetic = bool(meta.get("trained_on_synthetic_data"))
+    title = f"PM2.5 forecast  {day}  {when}\nrun {run.id} · {source}" + (
+        " · trained on SYNTHETIC data" if synthetic else ""
+    )
+    values = field.mean(axis=0) if hour == "mean" else field[int(str(hour))]
+    return to_png(values, state.grid, load_coastline(), title=title, synthetic=synthetic)
 
 
 def netcdf_attributes(meta: dict[str, Any]) -> dict[str, Any]:
