@@ -317,44 +317,31 @@ def get_stations_forecast(
     request: Request,
     state: StateDep,
     format: Annotated[Literal["json", "csv"], Query()] = "json",
+    bom: Annotated[
+        bool,
+        Query(description="CSV: start with a UTF-8 byte-order mark, so Excel reads Korean"),
+    ] = True,
 ) -> Response:
-    """Every AirKorea station inside the grid: 24 values (bilinear), daily mean and grade."""
+    """Every AirKorea station inside the grid: 24 values (bilinear), daily mean and grade.
+
+    The CSV is UTF-8 with a byte-order mark (Excel, Korean or not, then shows the station
+    names; ``bom=false`` leaves it out), one row per station; its columns say their units and
+    time zone: ``h00_kst_ug_m3`` .. ``h23_kst_ug_m3`` are the hours 00:00-23:00 KST of the
+    target date.
+    """
     day, run, field = forecast(date, state)
-    etag = f'"run-{run.id}-stations-{format}"'
+    etag = f'"run-{run.id}-stations-{format}{"-bom" if format == "csv" and bom else ""}"'
     if (cached := not_modified(request, etag)) is not None:
         return cached
     rows = station_rows(state, day, field)
     headers = {"ETag": etag, "Cache-Control": CACHE_CONTROL, "X-Run-Id": str(run.id)}
     if format == "csv":
-        buf = io.StringIO()
-        w = csv.writer(buf)
-        w.writerow(
-            [
-                "station_code",
-                "station_name",
-                "sido",
-                "lat",
-                "lon",
-                "daily_mean_ug_m3",
-                "grade",
-                # one column per valid hour, named by its time: ISO 8601, KST, explicit offset
-                *[t.isoformat() for t in valid_times_kst(day)],
-            ]
+        headers["Content-Disposition"] = f'attachment; filename="pm25_stations_{day:%Y%m%d}.csv"'
+        return Response(
+            stations_csv(day, rows, bom=bom),
+            media_type="text/csv; charset=utf-8",
+            headers=headers,
         )
-        for r in rows:
-            w.writerow(
-                [
-                    r["station_code"] or "",
-                    r["station_name"],
-                    r["sido"],
-                    r["lat"],
-                    r["lon"],
-                    r["daily_mean"],
-                    r["grade"],
-                    *r["values"],
-                ]
-            )
-        return Response(buf.getvalue(), media_type="text/csv; charset=utf-8", headers=headers)
     body = {
         "run": run_meta(state, run),
         "valid_times": [t.isoformat() for t in valid_times_kst(day)],
@@ -363,6 +350,42 @@ def get_stations_forecast(
         "stations": rows,
     }
     return JSONResponse(body, headers=headers)
+
+
+def stations_csv(day: dt.date, rows: list[dict[str, Any]], *, bom: bool) -> bytes:
+    """The station forecasts as CSV for spreadsheets: units and time zone in the column names."""
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(
+        [
+            "target_date_kst",
+            "station_code",
+            "station_name",
+            "sido",
+            "lat_deg_n",
+            "lon_deg_e",
+            "daily_mean_ug_m3",
+            "grade",
+            "grade_ko",
+            *[f"h{h:02d}_kst_ug_m3" for h in range(24)],
+        ]
+    )
+    for r in rows:
+        w.writerow(
+            [
+                day.isoformat(),
+                r["station_code"] or "",
+                r["station_name"],
+                r["sido"],
+                r["lat"],
+                r["lon"],
+                r["daily_mean"],
+                r["grade"],
+                r["grade_ko"],
+                *r["values"],
+            ]
+        )
+    return ("\ufeff" if bom else "").encode() + buf.getvalue().encode("utf-8")
 
 
 @router.get("/stations", summary="The AirKorea station catalogue")
