@@ -97,6 +97,9 @@ const t = (key, vars) => {
 const esc = (s) => String(s ?? "").replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 const pad = (h) => String(h).padStart(2, "0");
 
+// A grade's name in the chosen language; English keeps the Korean name beside it.
+const gradeName = (key) => (S.lang === "en" ? `${TEXT.en[key]} (${TEXT.ko[key]})` : TEXT.ko[key]);
+
 function gradeOf(v) {
   const r = Math.round(v);
   return GRADES.find((g) => r <= g.max);
@@ -279,7 +282,7 @@ function drawLegend() {
   if (S.mode === "grades") {
     const ranges = ["0–15", "16–35", "36–75", "≥ 76"];
     el.innerHTML = GRADES.map((g, i) =>
-      `<span><span class="swatch" style="background:${g.colour}"></span>${esc(t(g.key))} ${ranges[i]} ${u}</span>`
+      `<span><span class="swatch" style="background:${g.colour}"></span>${esc(gradeName(g.key))} ${ranges[i]} ${u}</span>`
     ).join("");
   } else {
     const max = 150, stops = RAMP.filter(([v]) => v <= max)
@@ -289,10 +292,10 @@ function drawLegend() {
       return `<line x1="${x}" x2="${x}" y1="4" y2="22" stroke="#10233f"/>` +
         `<text x="${x}" y="34" font-size="11" text-anchor="middle">${v}${v === 150 ? "+" : ""}</text>`;
     }).join("");
-    el.innerHTML = `<svg class="ramp" viewBox="0 0 330 38" role="img" aria-label="colour bar">` +
+    el.innerHTML = `<svg class="ramp" viewBox="0 0 350 38" role="img" aria-label="colour bar">` +
       `<defs><linearGradient id="rg">${stops}</linearGradient></defs>` +
       `<rect x="4" y="6" width="292" height="14" fill="url(#rg)" stroke="#999"/>${ticks}` +
-      `<text x="302" y="18" font-size="11">${u}</text></svg>`;
+      `<text x="304" y="18" font-size="11">${u}</text></svg>`;
   }
 }
 
@@ -337,11 +340,11 @@ function onHover(ev) {
   if (st && S.stationByKey.get(st.key)) {
     const row = S.stationByKey.get(st.key), v = S.mean ? row.daily_mean : row.values[S.hour];
     html = `<b>${esc(st.name)}</b> <small>${esc(st.sido)} ${esc(st.code || "")}</small><br>` +
-      `${v.toFixed(1)} ${t("ug")} · ${esc(t(gradeOf(v).key))}` + sparkline(row.values, 220, 46);
+      `${v.toFixed(1)} ${t("ug")} · ${esc(gradeName(gradeOf(v).key))}` + sparkline(row.values, 220, 46);
   } else {
     const c = Math.min(Math.floor(g[0]), S.grid.ncols - 1), r = Math.min(Math.floor(g[1]), S.grid.nrows - 1);
     const v = currentField()[r][c], [lat, lon] = S.proj.inverse(g[0], g[1]);
-    html = `${lat.toFixed(3)}°N ${lon.toFixed(3)}°E<br>${t("value_here")}: ${v.toFixed(1)} ${t("ug")} · ${esc(t(gradeOf(v).key))}`;
+    html = `${lat.toFixed(3)}°N ${lon.toFixed(3)}°E<br>${t("value_here")}: ${v.toFixed(1)} ${t("ug")} · ${esc(gradeName(gradeOf(v).key))}`;
   }
   tip.innerHTML = html;
   tip.hidden = false;
@@ -421,7 +424,7 @@ function renderSelection() {
   const heads = (from) => Array.from({ length: 12 }, (_, i) => `<th>${pad(from + i)}</th>`).join("");
   el.innerHTML = head +
     `<p><span class="big" data-daily-mean="${sel.daily_mean}">${sel.daily_mean.toFixed(1)}</span> ${t("ug")} ` +
-    `${t("mean_of_day")} <span class="badge ${g.key}">${esc(t(g.key))}</span></p>` +
+    `${t("mean_of_day")} <span class="badge ${g.key}">${esc(gradeName(g.key))}</span></p>` +
     `<p class="advice">${esc(t("advice_" + g.key))}</p>` + sparkline(sel.values, 300, 60) +
     `<table class="hours" aria-label="${t("hour_kst")}"><tr>${heads(0)}</tr><tr>${cellsRow(0)}</tr>` +
     `<tr>${heads(12)}</tr><tr>${cellsRow(12)}</tr></table>` +
