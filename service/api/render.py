@@ -139,8 +139,7 @@ def to_png(
     ax = fig.add_axes((0.7 / width, 0.55 / height, 0.1 * s.ncols / width, 0.1 * s.nrows / height))
     left = (0.7 + 0.1 * s.ncols + 0.75) / width
     cax = fig.add_axes((left, 0.2, 0.3 / width, 0.6))
-    cmap = ListedColormap(GRADE_COLOURS)
-    cmap.set_over(GRADE_COLOURS[-1])
+    cmap = ListedColormap(GRADE_COLOURS).with_extremes(over=GRADE_COLOURS[-1])
     norm = BoundaryNorm(GRADE_BOUNDS, cmap.N)
     image = ax.imshow(
         np.asarray(field2d, float),
