@@ -38,7 +38,7 @@ const TEXT = {
     running: "실행 중", pending: "대기", waiting_for_inputs: "입력 기다림",
     tomorrow_line: "내일({date}) 예보: {state}, 마감 {deadline}.", healthy: "정상", unhealthy: "점검 필요",
     scheduler_seen: "스케줄러 마지막 신호 {at}", earlier_runs: "그 이전에 발행된 예보", v_date: "날짜", v_model: "모델 RMSE", v_cmaq: "CMAQ RMSE",
-    v_persist: "지속성 RMSE", v_skill: "CMAQ 대비 기술점수", v_better: "모델이 나음", v_worse: "모델이 못함",
+    v_persist: "지속성 RMSE", v_skill: "CMAQ 대비 기술점수", v_peak: "고농도(≥75) RMSE 모델 / CMAQ", v_better: "모델이 나음", v_worse: "모델이 못함",
     v_summary: "최근 {n}일: CMAQ 대비 기술점수 {skill}, 모델이 CMAQ보다 못한 날 {worse}일",
     dl_netcdf: "격자 전체 netCDF (24시간)", dl_csv: "모든 측정소 CSV (엑셀용, UTF-8 BOM)",
     dl_json: "격자 JSON", dl_stations_json: "측정소 JSON", dl_png: "지도 PNG (이 시각)",
@@ -71,7 +71,7 @@ const TEXT = {
     running: "running", pending: "pending", waiting_for_inputs: "waiting for inputs",
     tomorrow_line: "Tomorrow ({date}): {state}; deadline {deadline}.", healthy: "healthy", unhealthy: "needs attention",
     scheduler_seen: "scheduler last seen {at}", earlier_runs: "Earlier forecasts", v_date: "Date", v_model: "Model RMSE", v_cmaq: "CMAQ RMSE",
-    v_persist: "Persistence RMSE", v_skill: "Skill vs CMAQ", v_better: "model better", v_worse: "model worse",
+    v_persist: "Persistence RMSE", v_skill: "Skill vs CMAQ", v_peak: "RMSE where ≥ 75: model / CMAQ", v_better: "model better", v_worse: "model worse",
     v_summary: "Last {n} days: skill against CMAQ {skill}; days the model was worse than CMAQ: {worse}",
     dl_netcdf: "Whole grid, netCDF (24 hours)", dl_csv: "All stations, CSV (opens in Excel; UTF-8 with BOM)",
     dl_json: "Grid JSON", dl_stations_json: "Stations JSON", dl_png: "Map PNG (this hour)",
@@ -508,38 +508,28 @@ function renderStatus() {
     `<tbody>${rows}${earlierHead}${earlierRows}</tbody>`;
 }
 
-// The verification API's JSON is read defensively: per-day entries with scores per source.
-function score(entry, source, name) {
-  const s = entry?.[source] ?? entry?.scores?.[source] ?? entry?.sources?.[source];
-  const v = s?.[name] ?? s?.grid?.[name] ?? entry?.[`${source}_${name}`];
-  return typeof v === "number" ? v : null;
-}
+// The verification series (GET /v1/verification?from=&to=): one entry a verified date, with
+// the RMSE of the model, raw CMAQ and persistence, and rolling windows of model against CMAQ.
 function renderVerification() {
-  const el = $("verification"), v = S.verification;
-  if (!v || v.missing) {
+  const el = $("verification"), v = S.verification, days = (v && v.days) || [];
+  if (!v || v.missing || !days.length) {
     el.innerHTML = `<p class="hint" data-empty="1">${esc(t("no_verification"))}</p>`;
     return;
   }
-  const days = v.days || v.daily || v.series || v.items || [];
-  if (!days.length) { el.innerHTML = `<p class="hint" data-empty="1">${esc(t("no_verification"))}</p>`; return; }
-  const fmt = (x) => (x == null ? "–" : x.toFixed(2));
+  const fmt = (x) => (typeof x === "number" ? x.toFixed(2) : "–");
   const rows = days.map((d) => {
-    const m = score(d, "model", "rmse"), c = score(d, "cmaq", "rmse"), p = score(d, "persistence", "rmse");
-    const skill = m != null && c != null && c > 0 ? 1 - (m * m) / (c * c) : null;
-    const verdict = skill == null ? "" : skill >= 0 ? `<span class="better">${t("v_better")}</span>` : `<span class="worse">${t("v_worse")}</span>`;
-    return `<tr data-date="${esc(d.date || d.target_date)}"><td>${esc(d.date || d.target_date)}</td><td class="num">${fmt(m)}</td>` +
-      `<td class="num">${fmt(c)}</td><td class="num">${fmt(p)}</td><td class="num">${fmt(skill)}</td><td>${verdict}</td></tr>`;
+    const verdict = d.worse_than_cmaq == null ? ""
+      : d.worse_than_cmaq ? `<span class="worse">${t("v_worse")}</span>` : `<span class="better">${t("v_better")}</span>`;
+    return `<tr data-date="${esc(d.date)}" data-run="${d.run_id}"><td>${esc(d.date)}</td>` +
+      `<td class="num">${fmt(d.model_rmse)}</td><td class="num">${fmt(d.cmaq_rmse)}</td>` +
+      `<td class="num">${fmt(d.persistence_rmse)}</td><td class="num">${fmt(d.skill_vs_cmaq)}</td>` +
+      `<td class="num">${fmt(d.model_peak_rmse)} / ${fmt(d.cmaq_peak_rmse)}</td><td>${verdict}</td></tr>`;
   }).join("");
-  const sum = v.summary || v.rolling || {};
-  const lines = Object.entries(sum).filter(([, s]) => s && typeof s === "object").map(([k, s]) => {
-    const n = s.days ?? (k.match(/\d+/) || ["?"])[0];
-    const skill = s.skill_vs_cmaq ?? s.skill_score_vs_cmaq ?? s.skill_against_cmaq;
-    const worse = s.days_worse_than_cmaq ?? s.worse_than_cmaq_days ?? (Array.isArray(s.worse_days) ? s.worse_days.length : "–");
-    return `<li>${esc(t("v_summary", { n, skill: typeof skill === "number" ? skill.toFixed(2) : "–", worse: Array.isArray(worse) ? worse.length : worse }))}</li>`;
-  }).join("");
-  el.innerHTML = (lines ? `<ul>${lines}</ul>` : "") +
+  const windows = [v.last_7_days, v.last_30_days].filter(Boolean).map((w) =>
+    `<li>${esc(t("v_summary", { n: w.days, skill: fmt(w.skill_vs_cmaq), worse: w.days_worse_than_cmaq }))}</li>`).join("");
+  el.innerHTML = (windows ? `<ul>${windows}</ul>` : "") +
     `<table class="table"><thead><tr><th>${t("v_date")}</th><th>${t("v_model")}</th><th>${t("v_cmaq")}</th>` +
-    `<th>${t("v_persist")}</th><th>${t("v_skill")}</th><th></th></tr></thead><tbody>${rows}</tbody></table>` +
+    `<th>${t("v_persist")}</th><th>${t("v_skill")}</th><th>${t("v_peak")}</th><th></th></tr></thead><tbody>${rows}</tbody></table>` +
     `<p class="hint">RMSE ${t("ug")}; ${t("v_skill")} = 1 − MSE(model) / MSE(CMAQ)</p>`;
 }
 
