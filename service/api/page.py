@@ -29,7 +29,7 @@ from service.stations import Station
 from service.timeaxis import valid_times_kst
 
 STATIC = Path(__file__).resolve().parent / "static"
-SWAGGER = "/static/vendor/swagger-ui"
+SWAGGER = "/static/vendor/swagger_ui"
 router = APIRouter(include_in_schema=False)
 api = APIRouter(prefix="/v1/page", tags=["page"])
 
