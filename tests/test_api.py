@@ -167,10 +167,11 @@ def test_stations_catalogue_and_forecasts(served) -> None:  # type: ignore[no-un
     all_json = client.get("/v1/forecasts/2024-01-09/stations").json()
     assert all_json["count"] == 655
     csv_text = client.get("/v1/forecasts/2024-01-09/stations", params={"format": "csv"}).text
-    assert (
-        csv_text.splitlines()[0].startswith("station_code,station_name")
-        and len(csv_text.splitlines()) == 656
-    )
+    assert csv_text.startswith("\ufeff")  # UTF-8 with BOM: Korean names in Excel
+    header = csv_text.lstrip("\ufeff").splitlines()[0].split(",")
+    assert header[:3] == ["target_date_kst", "station_code", "station_name"]
+    assert header[-24:] == [f"h{h:02d}_kst_ug_m3" for h in range(24)]
+    assert len(csv_text.splitlines()) == 656
     assert client.get("/v1/stations/999999/forecast").status_code == 404
 
 

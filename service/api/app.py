@@ -18,7 +18,7 @@ from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.responses import JSONResponse
 
 from service import __version__
-from service.api import forecasts, ops, runs
+from service.api import forecasts, ops, page, runs
 from service.api.deps import AppState, Metrics, problem_response
 from service.grid import Grid
 from service.settings import Settings, get_settings
@@ -70,6 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "with an explicit offset, in Korea Standard Time (+09:00); dates are KST days."
         ),
         lifespan=lifespan,
+        docs_url=None,  # served by the page router from packaged assets (works offline)
     )
     app.state.pm25 = state
     app.add_middleware(GZipMiddleware, minimum_size=1000)
@@ -101,6 +102,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(forecasts.router)
     app.include_router(runs.router)
     app.include_router(ops.router)
+    page.mount(app)
     return app
 
 

@@ -110,18 +110,23 @@ def get_grid(
     request: Request,
     state: StateDep,
     hour: Annotated[
-        int | None, Query(ge=0, le=23, description="One hour (KST); all 24 if absent")
+        int | Literal["mean"] | None,
+        Query(description="One hour (KST, 0-23; all 24 if absent); 'mean' (the daily mean, PNG)"),
     ] = None,
     format: Annotated[Literal["json", "netcdf", "png"], Query()] = "json",
 ) -> Response:
     """The PM2.5 field (ug/m3) of target date ``date``: JSON, CF netCDF or a PNG map."""
     day, run, field = forecast(date, state)
     if format == "png" and hour is None:
-        raise Problem(422, "Hour required", "format=png draws one hour: add hour=0..23")
+        raise Problem(422, "Hour required", "format=png draws one hour: add hour=0..23 or mean")
+    if hour == "mean" and format != "png":
+        raise Problem(422, "Invalid hour", "hour=mean is for format=png; JSON has all 24 hours")
+    if isinstance(hour, int) and not 0 <= hour <= 23:
+        raise Problem(422, "Invalid hour", f"hour must be 0..23 (KST) or mean, not {hour}")
     etag = f'"run-{run.id}-{format}-{"all" if hour is None else hour}"'
     if (cached := not_modified(request, etag)) is not None:
         return cached
-    hours = list(range(24)) if hour is None else [hour]
+    hours = list(range(24)) if not isinstance(hour, int) else [hour]
     headers = {"ETag": etag, "Cache-Control": CACHE_CONTROL, "X-Run-Id": str(run.id)}
     times = [valid_times_kst(day)[h] for h in hours]
     meta = run_meta(state, run)
@@ -147,16 +152,30 @@ def get_grid(
                 netcdf_attributes(meta),
             )
         else:
-            assert hour is not None
-            title = f"PM2.5 {day} {hour:02d}:00 KST - run {run.id}" + (
-                " (CMAQ fallback)" if run.fallback else ""
-            )
-            data = to_png(field[hour], state.grid, title, load_coastline())
+            data = png_map(day, hour, run, field, state)
         state.files.put(key, data)
     media = "application/x-netcdf" if format == "netcdf" else "image/png"
     if format == "netcdf":
         headers["Content-Disposition"] = f'attachment; filename="pm25_{day:%Y%m%d}.nc"'
     return Response(data, media_type=media, headers=headers)
+
+
+def png_map(day: dt.date, hour: int | str | None, run: Run, field: F32, state: AppState) -> bytes:
+    """The PNG map of one hour or of the daily mean, titled with date, hour, run and model."""
+    meta = run_meta(state, run)
+    model = meta.get("model") or {}
+    when = "daily mean" if hour == "mean" else f"{hour:02d}:00 KST"
+    source = (
+        "CMAQ's own forecast (the model could not run)"
+        if run.fallback
+        else f"model {model.get('name')} {model.get('version')}"
+    )
+    synthetic = bool(meta.get("trained_on_synthetic_data"))
+    title = f"PM2.5 forecast  {day}  {when}\nrun {run.id} · {source}" + (
+        " · trained on SYNTHETIC data" if synthetic else ""
+    )
+    values = field.mean(axis=0) if hour == "mean" else field[int(str(hour))]
+    return to_png(values, state.grid, load_coastline(), title=title, synthetic=synthetic)
 
 
 def netcdf_attributes(meta: dict[str, Any]) -> dict[str, Any]:
@@ -298,44 +317,31 @@ def get_stations_forecast(
     request: Request,
     state: StateDep,
     format: Annotated[Literal["json", "csv"], Query()] = "json",
+    bom: Annotated[
+        bool,
+        Query(description="CSV: start with a UTF-8 byte-order mark, so Excel reads Korean"),
+    ] = True,
 ) -> Response:
-    """Every AirKorea station inside the grid: 24 values (bilinear), daily mean and grade."""
+    """Every AirKorea station inside the grid: 24 values (bilinear), daily mean and grade.
+
+    The CSV is UTF-8 with a byte-order mark (Excel, Korean or not, then shows the station
+    names; ``bom=false`` leaves it out), one row per station; its columns say their units and
+    time zone: ``h00_kst_ug_m3`` .. ``h23_kst_ug_m3`` are the hours 00:00-23:00 KST of the
+    target date.
+    """
     day, run, field = forecast(date, state)
-    etag = f'"run-{run.id}-stations-{format}"'
+    etag = f'"run-{run.id}-stations-{format}{"-bom" if format == "csv" and bom else ""}"'
     if (cached := not_modified(request, etag)) is not None:
         return cached
     rows = station_rows(state, day, field)
     headers = {"ETag": etag, "Cache-Control": CACHE_CONTROL, "X-Run-Id": str(run.id)}
     if format == "csv":
-        buf = io.StringIO()
-        w = csv.writer(buf)
-        w.writerow(
-            [
-                "station_code",
-                "station_name",
-                "sido",
-                "lat",
-                "lon",
-                "daily_mean_ug_m3",
-                "grade",
-                # one column per valid hour, named by its time: ISO 8601, KST, explicit offset
-                *[t.isoformat() for t in valid_times_kst(day)],
-            ]
+        headers["Content-Disposition"] = f'attachment; filename="pm25_stations_{day:%Y%m%d}.csv"'
+        return Response(
+            stations_csv(day, rows, bom=bom),
+            media_type="text/csv; charset=utf-8",
+            headers=headers,
         )
-        for r in rows:
-            w.writerow(
-                [
-                    r["station_code"] or "",
-                    r["station_name"],
-                    r["sido"],
-                    r["lat"],
-                    r["lon"],
-                    r["daily_mean"],
-                    r["grade"],
-                    *r["values"],
-                ]
-            )
-        return Response(buf.getvalue(), media_type="text/csv; charset=utf-8", headers=headers)
     body = {
         "run": run_meta(state, run),
         "valid_times": [t.isoformat() for t in valid_times_kst(day)],
@@ -344,6 +350,42 @@ def get_stations_forecast(
         "stations": rows,
     }
     return JSONResponse(body, headers=headers)
+
+
+def stations_csv(day: dt.date, rows: list[dict[str, Any]], *, bom: bool) -> bytes:
+    """The station forecasts as CSV for spreadsheets: units and time zone in the column names."""
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(
+        [
+            "target_date_kst",
+            "station_code",
+            "station_name",
+            "sido",
+            "lat_deg_n",
+            "lon_deg_e",
+            "daily_mean_ug_m3",
+            "grade",
+            "grade_ko",
+            *[f"h{h:02d}_kst_ug_m3" for h in range(24)],
+        ]
+    )
+    for r in rows:
+        w.writerow(
+            [
+                day.isoformat(),
+                r["station_code"] or "",
+                r["station_name"],
+                r["sido"],
+                r["lat"],
+                r["lon"],
+                r["daily_mean"],
+                r["grade"],
+                r["grade_ko"],
+                *r["values"],
+            ]
+        )
+    return ("\ufeff" if bom else "").encode() + buf.getvalue().encode("utf-8")
 
 
 @router.get("/stations", summary="The AirKorea station catalogue")

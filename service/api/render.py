@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+from functools import lru_cache
 from typing import Any
 
 import netCDF4
@@ -13,10 +14,18 @@ import numpy.typing as npt
 from service.grid import Grid
 
 F32 = npt.NDArray[np.float32]
-#: Colour bands on the Korean grades (good, moderate, bad, very bad) and beyond warning level.
-BANDS = (0, 15.5, 35.5, 75.5, 150, 1000)
-COLOURS = ("#3b82f6", "#22c55e", "#facc15", "#ef4444", "#7f1d1d")
-LABELS = ("good 0-15", "moderate 16-35", "bad 36-75", "very bad 76-150", "very bad >150")
+FloatArray = npt.NDArray[np.float64]
+#: The Korean PM2.5 grades (ug/m3, whole numbers: 0-15, 16-35, 36-75, >= 76), as the page shows
+#: them: colour, Korean name, English name. Cells are coloured by their rounded value.
+GRADE_BOUNDS = (0.0, 15.5, 35.5, 75.5, 150.0)
+GRADE_COLOURS = ("#2f80ed", "#27ae60", "#f2a93b", "#e04848")
+GRADE_NAMES = (("좋음", "Good"), ("보통", "Moderate"), ("나쁨", "Bad"), ("매우나쁨", "Very bad"))
+GRADE_ROMAN = ("joeum", "botong", "nappeum", "maeu nappeum")
+GRADE_RANGES = ("0-15", "16-35", "36-75", ">= 76")
+#: Fonts with Hangul, in order of preference; without one the grades are written in English
+#: with their romanised Korean names (no tofu boxes).
+HANGUL_FONTS = ("NanumGothic", "Noto Sans CJK KR", "Noto Sans KR", "Malgun Gothic",
+                "Apple SD Gothic Neo", "AppleGothic", "UnDotum")  # fmt: skip
 
 
 def to_netcdf(
@@ -71,43 +80,133 @@ def to_netcdf(
     return bytes(ds.close())
 
 
-def to_png(hour_field: F32, grid: Grid, title: str, coast: npt.NDArray[np.floating]) -> bytes:
-    """A map picture of one hour: grade-band colours, coastline, legend and title."""
-    import matplotlib
+@lru_cache(maxsize=1)
+def hangul_font() -> str | None:
+    """The first installed font that can write Korean, or ``None``."""
+    from matplotlib import font_manager
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    installed = {f.name for f in font_manager.fontManager.ttflist}
+    return next((name for name in HANGUL_FONTS if name in installed), None)
+
+
+def _graticule(grid: Grid) -> tuple[list[tuple[int, FloatArray, FloatArray]], ...]:
+    """Whole-degree parallels and meridians over the grid, in projected metres."""
+    lon_c, lat_c = grid.centre_lonlat
+    lats = range(int(np.floor(lat_c.min())), int(np.ceil(lat_c.max())) + 1)
+    lons = range(int(np.floor(lon_c.min())), int(np.ceil(lon_c.max())) + 1)
+    along_lon = np.linspace(lon_c.min() - 1, lon_c.max() + 1, 80)
+    along_lat = np.linspace(lat_c.min() - 1, lat_c.max() + 1, 80)
+    parallels = [(v, *grid.lonlat_to_xy(along_lon, np.full_like(along_lon, v))) for v in lats]
+    meridians = [(v, *grid.lonlat_to_xy(np.full_like(along_lat, v), along_lat)) for v in lons]
+    return parallels, meridians
+
+
+def _crossing(a: FloatArray, b: FloatArray, at: float) -> float | None:
+    """Where the polyline (a, b) crosses a == at, as b (linear between points)."""
+    for i in range(1, len(a)):
+        if (a[i - 1] - at) * (a[i] - at) <= 0 and a[i] != a[i - 1]:
+            f = (at - a[i - 1]) / (a[i] - a[i - 1])
+            return float(b[i - 1] + f * (b[i] - b[i - 1]))
+    return None
+
+
+def to_png(
+    field2d: F32,
+    grid: Grid,
+    coast: npt.NDArray[np.floating],
+    *,
+    title: str,
+    synthetic: bool,
+) -> bytes:
+    """A map of one hour (or the daily mean) for people, 900 pixels wide.
+
+    Cells coloured by the four Korean grades, a colour bar in ug/m3 with the grade bounds
+    and names beside the map (never over it), the coastline, a latitude/longitude graticule,
+    ``title`` (date, hour in KST, run and model) and, when ``synthetic``, "SYNTHETIC" across
+    the whole picture. Drawn with matplotlib's object API (no pyplot, no global state), so
+    it is safe in any thread.
+    """
     from matplotlib.colors import BoundaryNorm, ListedColormap
-    from matplotlib.patches import Patch
+    from matplotlib.figure import Figure
 
     s = grid.spec
-    extent = (s.xorig_m, s.xorig_m + s.ncols * s.cell_m, s.yorig_m, s.yorig_m + s.nrows * s.cell_m)
-    fig, ax = plt.subplots(figsize=(5.2, 6.0), dpi=90)
-    cmap = ListedColormap(COLOURS)
-    ax.imshow(
-        hour_field,
+    x0, x1 = s.xorig_m, s.xorig_m + s.ncols * s.cell_m
+    y0, y1 = s.yorig_m, s.yorig_m + s.nrows * s.cell_m
+    font = hangul_font()
+    # The map's axes have the grid's own aspect (0.1 inch a cell), so no space is wasted.
+    width, height = 9.0, 0.1 * s.nrows + 1.6
+    fig = Figure(figsize=(width, height), dpi=100)
+    ax = fig.add_axes((0.7 / width, 0.55 / height, 0.1 * s.ncols / width, 0.1 * s.nrows / height))
+    left = (0.7 + 0.1 * s.ncols + 0.75) / width
+    cax = fig.add_axes((left, 0.2, 0.3 / width, 0.6))
+    cmap = ListedColormap(GRADE_COLOURS).with_extremes(over=GRADE_COLOURS[-1])
+    norm = BoundaryNorm(GRADE_BOUNDS, cmap.N)
+    image = ax.imshow(
+        np.asarray(field2d, float),
         origin="lower",
-        extent=extent,
+        extent=(x0, x1, y0, y1),
         cmap=cmap,
-        norm=BoundaryNorm(BANDS, cmap.N),
+        norm=norm,
         interpolation="nearest",
     )
-    ax.plot(coast[:, 0], coast[:, 1], color="black", linewidth=0.6)
-    ax.set_xlim(extent[0], extent[1])
-    ax.set_ylim(extent[2], extent[3])
-    ax.set_xticks([])
-    ax.set_yticks([])
-    ax.set_title(title, fontsize=9)
-    ax.legend(
-        handles=[
-            Patch(color=c, label=f"{lab} ug/m3") for c, lab in zip(COLOURS, LABELS, strict=True)
-        ],
-        loc="lower right",
-        fontsize=7,
-        title="PM2.5 (Korean grades)",
-        title_fontsize=7,
+    parallels, meridians = _graticule(grid)
+    yticks, xticks = [], []
+    for value, x, y in parallels:
+        ax.plot(x, y, color="#10233f", alpha=0.3, linewidth=0.6)
+        at = _crossing(x, y, x0)
+        if at is not None and y0 < at < y1:
+            yticks.append((at, f"{value}°N"))
+    for value, x, y in meridians:
+        ax.plot(x, y, color="#10233f", alpha=0.3, linewidth=0.6)
+        at = _crossing(y, x, y0)
+        if at is not None and x0 < at < x1:
+            xticks.append((at, f"{value}°E"))
+    ax.plot(coast[:, 0], coast[:, 1], color="#1b2230", linewidth=0.7)
+    ax.set_xlim(x0, x1)
+    ax.set_ylim(y0, y1)
+    ax.set_xticks([t for t, _ in xticks], [label for _, label in xticks], fontsize=9)
+    ax.set_yticks([t for t, _ in yticks], [label for _, label in yticks], fontsize=9)
+    ax.set_aspect("equal")
+    ax.set_title(title, fontsize=11, loc="left", pad=10)
+
+    bar = fig.colorbar(image, cax=cax, extend="max", spacing="uniform")
+    bar.set_ticks(GRADE_BOUNDS, labels=["0", "15 | 16", "35 | 36", "75 | 76", "150"])
+    bar.ax.tick_params(labelsize=9)
+    bar.ax.yaxis.set_ticks_position("left")
+    bar.ax.set_title("PM2.5\nug/m3", fontsize=10, pad=14)
+    for k, (korean, english) in enumerate(GRADE_NAMES):
+        name = f"{korean}\n{english}" if font else f"{english}\n({GRADE_ROMAN[k]})"
+        bar.ax.text(
+            1.4,
+            (k + 0.5) / 4,
+            f"{name}\n{GRADE_RANGES[k]}",
+            transform=bar.ax.transAxes,
+            ha="left",
+            va="center",
+            fontsize=9,
+            linespacing=1.35,
+            family=font or "sans-serif",
+        )
+    fig.text(
+        0.7 / width,
+        0.012,
+        "Korean PM2.5 grades on whole ug/m3; hours in Korea Standard Time (KST, UTC+9).",
+        fontsize=8,
+        color="#5b6475",
     )
+    if synthetic:
+        fig.text(
+            0.5,
+            0.5,
+            "SYNTHETIC",
+            fontsize=96,
+            color="#b00020",
+            alpha=0.22,
+            rotation=35,
+            ha="center",
+            va="center",
+            weight="bold",
+        )
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", bbox_inches="tight")
-    plt.close(fig)
+    fig.savefig(buf, format="png")
     return buf.getvalue()
