@@ -525,7 +525,7 @@ def verify(
 
     from service.errors import InputFileError
     from service.storage import verification as vrepo
-    from service.verification.job import NotVerifiableError, Verifier
+    from service.verification.job import NotVerifiableError, Verifier, describe
 
     if date is not None:
         start = end = date
@@ -551,14 +551,7 @@ def verify(
             skipped.append(f"{day}: {exc}")
     elapsed = time.perf_counter() - t0
     for v in done if len(done) == 1 else []:
-        rmse = {k: f"{s['cells']['rmse']:.2f}" for k, s in v.scores.items()}
-        sk = v.scores["model"].get("skill", {})
-        click.echo(
-            f"{v.date}: RMSE model {rmse.get('model')} (run {v.run_id}"
-            + (", CMAQ fallback" if v.fallback else "")
-            + f"), raw CMAQ {rmse.get('cmaq', '-')}, persistence {rmse.get('persistence', '-')}"
-            + f"; skill against CMAQ {sk.get('vs_cmaq') or 0:.3f} ({v.seconds:.2f} s)"
-        )
+        click.echo(f"{describe(v)} (run {v.run_id}, {v.seconds:.2f} s)")
     if len(dates) > 1 or not done:
         click.echo(
             f"verified {len(done)} of {len(dates)} dates in {elapsed:.1f} s"

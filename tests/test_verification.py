@@ -267,3 +267,11 @@ def test_scores_are_stored_the_same_way_on_both_databases(db_url: str, tmp_path:
         assert rows["model"].scores["cells"]["rmse_by_hour"][0] > 0
     finally:
         w.engine.dispose()
+
+
+def test_the_demo_lists_only_the_days_that_have_passed(world: World) -> None:
+    from service.verification.job import verify_past_days
+
+    assert verify_past_days(world.settings, world.sessions, [DAY], DAY) == []
+    (line,) = verify_past_days(world.settings, world.sessions, [DAY], DAY + dt.timedelta(days=1))
+    assert line.startswith(f"{DAY}: RMSE model") and "skill against CMAQ" in line

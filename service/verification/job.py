@@ -210,3 +210,29 @@ def verify_due(verifier: Verifier, until: dt.date) -> list[Verified]:
         except InputFileError as exc:
             log.error("verification of %s failed: %s", date, exc)
     return done
+
+
+def describe(v: Verified) -> str:
+    """One line for people: the day's RMSE of each source and the model's skill against CMAQ."""
+    rmse = {k: f"{s['cells']['rmse']:.2f}" for k, s in v.scores.items()}
+    sk = v.scores["model"].get("skill", {}).get("vs_cmaq")
+    return (
+        f"{v.date}: RMSE model {rmse['model']}"
+        + (" (CMAQ fallback)" if v.fallback else "")
+        + f", raw CMAQ {rmse.get('cmaq', '-')}, persistence {rmse.get('persistence', '-')}"
+        + (f"; skill against CMAQ {sk:.3f}" if sk is not None else "")
+    )
+
+
+def verify_past_days(
+    settings: Settings, sessions: sessionmaker[Session], dates: list[dt.date], today: dt.date
+) -> list[str]:
+    """Verify the ``dates`` before ``today`` that can be (``pm25 demo``); one line each."""
+    verifier = Verifier(settings, sessions)
+    lines = []
+    for date in (d for d in dates if d < today):
+        try:
+            lines.append(describe(verifier.verify(date)))
+        except (NotVerifiableError, InputFileError) as exc:
+            lines.append(f"{date}: not verified: {exc}")
+    return lines
