@@ -6,7 +6,7 @@ import datetime as dt
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import click
 
@@ -497,6 +497,100 @@ def demo(days: int, port: int, folder: Path, serve: bool) -> None:
     from service.demo import run_demo
 
     run_demo(folder, days=days, port=port, serve=serve)
+
+
+@main.command()
+@click.option("--date", "date", type=DATE, help="One target day (KST) to verify.")
+@click.option("--start", type=DATE, help="First target day of a range.")
+@click.option("--end", type=DATE, help="Last target day of a range, inclusive.")
+@click.option(
+    "--report",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Write a markdown report with figures for the range into this folder (dates not "
+    "yet verified, or re-published since, are verified first).",
+)
+@click.option("--force", is_flag=True, help="With --report: verify every date again.")
+def verify(
+    date: dt.date | None,
+    start: dt.date | None,
+    end: dt.date | None,
+    report: Path | None,
+    force: bool,
+) -> None:
+    """Score published forecasts, raw CMAQ and persistence against the analysis; store them."""
+    import time
+
+    from tqdm import tqdm
+
+    from service.errors import InputFileError
+    from service.storage import verification as vrepo
+    from service.verification.job import NotVerifiableError, Verifier, describe
+
+    if date is not None:
+        start = end = date
+    if start is None or end is None:
+        raise click.UsageError("give --date, or --start and --end")
+    if end < start:
+        raise click.BadParameter(f"--end {end} is before --start {start}")
+    settings, sessions = _pipeline()
+    dates = [start + dt.timedelta(days=k) for k in range((end - start).days + 1)]
+    if report is not None and not force:
+        with sessions() as s:
+            stale = set(vrepo.dates_to_verify(s, end))
+            verified = {r.target_date for r in vrepo.scores_between(s, start, end, full=False)}
+        dates = [d for d in dates if d in stale or d not in verified]
+    verifier = Verifier(settings, sessions)
+    skipped: list[str] = []
+    done = []
+    t0 = time.perf_counter()
+    for day in tqdm(dates, unit="day", desc="verify", disable=len(dates) < 2):
+        try:
+            done.append(verifier.verify(day))
+        except (NotVerifiableError, InputFileError) as exc:
+            skipped.append(f"{day}: {exc}")
+    elapsed = time.perf_counter() - t0
+    for v in done if len(done) == 1 else []:
+        click.echo(f"{describe(v)} (run {v.run_id}, {v.seconds:.2f} s)")
+    if len(dates) > 1 or not done:
+        click.echo(
+            f"verified {len(done)} of {len(dates)} dates in {elapsed:.1f} s"
+            + (f" ({elapsed / len(done):.2f} s a day)" if done else "")
+        )
+    for line in skipped:
+        click.echo(f"  not verified: {line}")
+    if report is not None:
+        _verification_report(sessions, start, end, report)
+    if not done and not report:
+        sys.exit(1)
+
+
+def _verification_report(
+    sessions: sessionmaker[Session], start: dt.date, end: dt.date, out: Path
+) -> None:
+    from service.storage import verification as vrepo
+    from service.storage.tables import Run
+    from service.verification.report import Period, write_report
+
+    with sessions() as s:
+        rows = vrepo.scores_between(s, start, end)
+        days: dict[dt.date, dict[str, Any]] = {}
+        for r in rows:
+            days.setdefault(r.target_date, {})[r.source] = r.scores
+        runs = [s.get(Run, i) for i in sorted({r.run_id for r in rows})]
+        models = sorted(
+            {
+                f"{run.model.name} {run.model.version}" if run.model else "CMAQ fallback"
+                for run in runs
+                if run is not None
+            }
+        )
+        synthetic = any(run.model is not None and run.model.synthetic for run in runs if run)
+    if not days:
+        raise click.ClickException(f"no verified date between {start} and {end}")
+    command = "pm25 " + " ".join(sys.argv[1:])
+    path = write_report(Period(days), out, models=models, synthetic=synthetic, commands=[command])
+    click.echo(f"report written to {path}")
 
 
 if __name__ == "__main__":  # pragma: no cover

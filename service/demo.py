@@ -56,6 +56,12 @@ def run_demo(
         out = run_daily_forecast(date, settings=settings, sessions=sessions, trigger="demo")
         label = out.status.value + (" (CMAQ fallback)" if out.fallback else "")
         click.echo(f"      {date}: {label}" + (f" - {out.message}" if out.message else ""))
+    from service.verification.job import verify_past_days  # the past days, verified
+
+    dates = [first + dt.timedelta(days=k) for k in range(days + 1)]
+    click.echo("      verified against the SYNTHETIC analysis (GET /v1/verification):")
+    for line in verify_past_days(settings, sessions, dates, tomorrow - dt.timedelta(days=1)):
+        click.echo(f"      {line}")
     click.echo(f"set up in {time.perf_counter() - t0:.0f} s")
     base = f"http://127.0.0.1:{port}"
     click.echo(
@@ -66,6 +72,7 @@ def run_demo(
         f"  {base}/v1/stations/111121/forecast?date=tomorrow       station 111121 (Jung-gu)\n"
         f"  {base}/v1/forecasts/tomorrow/grid?format=netcdf        CF netCDF for xarray\n"
         f"  {base}/v1/status                                      the run monitor\n"
+        f"  {base}/v1/verification                                past days against the analysis\n"
         f"  {base}/metrics                                        Prometheus metrics\n"
         f"Admin token for POST /v1/runs/{{date}}: {token}\n"
         "All inputs are SYNTHETIC (the twin); the model was trained on the twin too."

@@ -26,7 +26,8 @@ from service.settings import Settings
 from service.storage import repository as repo
 from service.storage.db import make_engine, redact, session_factory, transaction
 from service.storage.tables import RunStatus
-from service.timeaxis import KST, deadline_of
+from service.timeaxis import KST, deadline_of, today_kst
+from service.verification.job import Verifier, verify_due
 
 log = logging.getLogger(__name__)
 LOCK_KEY = 0x504D3235  # "PM25"
@@ -188,6 +189,24 @@ class Scheduler:
             done.append(f"{date}: {outcome.status.value} (queued)")
         return done
 
+    # -- verification: score each past date once its analysis is in the inbox (issue 12) ------
+
+    def verify_analyses(self, now: dt.datetime | None = None) -> list[str]:
+        """Verify the published dates up to yesterday (KST) whose analysis has arrived and
+        that were never verified or were re-published since, if this scheduler leads."""
+        if not self.leader or not self._busy.acquire(blocking=False):
+            return []
+        try:
+            verifier = getattr(self, "_verifier", None) or Verifier(self.settings, self.sessions)
+            self._verifier = verifier
+            done = verify_due(verifier, today_kst(now) - dt.timedelta(days=1))
+            return [f"{v.date}: verified (run {v.run_id})" for v in done]
+        except SQLAlchemyError as exc:
+            log.error("database unavailable, will retry: %s", exc.__class__.__name__)
+            return ["database unavailable"]
+        finally:
+            self._busy.release()
+
     def heartbeat(self) -> None:
         try:
             with transaction(self.sessions) as s:
@@ -233,6 +252,12 @@ class Scheduler:
             IntervalTrigger(seconds=self.settings.queue_poll_seconds),
             id="queue",
             name="run queued re-runs",
+        )
+        sched.add_job(
+            self.verify_analyses,
+            IntervalTrigger(seconds=self.settings.poll_seconds),
+            id="verify",
+            name="verify past forecasts once their analysis is in",
         )
         sched.add_job(self.heartbeat, IntervalTrigger(seconds=30), id="heartbeat")
         log.info(

@@ -18,7 +18,7 @@ from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.responses import JSONResponse
 
 from service import __version__
-from service.api import forecasts, ops, page, runs
+from service.api import forecasts, ops, page, runs, verification
 from service.api.deps import AppState, Metrics, problem_response
 from service.grid import Grid
 from service.settings import Settings, get_settings
@@ -102,6 +102,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(forecasts.router)
     app.include_router(runs.router)
     app.include_router(ops.router)
+    app.include_router(verification.router)
+    state.metrics.registry.register(verification.VerificationCollector(state.sessions))
     page.mount(app)
     return app
 

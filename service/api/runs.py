@@ -21,6 +21,7 @@ from service.api.schemas import (
     Status,
     TomorrowStatus,
 )
+from service.api.verification import model_drift
 from service.storage import repository as repo
 from service.storage.db import transaction
 from service.storage.tables import RunStatus
@@ -134,6 +135,7 @@ def status(state: StateDep) -> Status:
             else None,
             last_14_days=days,
             healthy=bool(last_ok) and not late and not failed,
+            model_drift=model_drift(s),  # verification: the model's 14 days against CMAQ
         )
 
 

@@ -201,6 +201,19 @@ class SchedulerBeat(BaseModel):
     leader: bool
 
 
+class ModelDrift(BaseModel):
+    """Whether the model has drifted: its RMSE over the last 14 verified days against raw
+    CMAQ's on the same days (verification, issue 12)."""
+
+    worse_than_cmaq: bool
+    window_start: dt.date
+    window_end: dt.date
+    days: int
+    model_rmse: float
+    cmaq_rmse: float
+    message: str
+
+
 class Status(BaseModel):
     """The monitoring summary."""
 
@@ -210,6 +223,11 @@ class Status(BaseModel):
     scheduler: SchedulerBeat | None
     last_14_days: list[DayStatus]
     healthy: bool
+    model_drift: ModelDrift | None = Field(
+        default=None,
+        description="the model against raw CMAQ over the last 14 verified days (None before "
+        "any verification)",
+    )
 
 
 class Health(BaseModel):

@@ -17,6 +17,7 @@ from sqlalchemy import (
     Date,
     DateTime,
     Enum,
+    Float,
     ForeignKey,
     Integer,
     LargeBinary,
@@ -150,3 +151,31 @@ class Heartbeat(Base):
     component: Mapped[str] = mapped_column(String(64), primary_key=True)
     seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     info: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class VerificationScore(Base):
+    """The scores of one forecast source for one verified date (``model``, ``cmaq`` or
+    ``persistence``), naming the published run it scored. Re-verifying a date replaces its
+    rows; the headline numbers are columns, every score is in ``scores``."""
+
+    __tablename__ = "verification_scores"
+    __table_args__ = (UniqueConstraint("target_date", "source", name="uq_verification_source"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    target_date: Mapped[dt.date] = mapped_column(Date, index=True)
+    source: Mapped[str] = mapped_column(String(16))
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    computed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    rmse: Mapped[float] = mapped_column(Float)
+    bias: Mapped[float] = mapped_column(Float)
+    mae: Mapped[float] = mapped_column(Float)
+    r: Mapped[float | None] = mapped_column(Float, nullable=True)
+    station_rmse: Mapped[float | None] = mapped_column(Float, nullable=True)
+    peak_rmse: Mapped[float | None] = mapped_column(Float, nullable=True)
+    peak_n: Mapped[int] = mapped_column(Integer, default=0)
+    grade_accuracy: Mapped[float | None] = mapped_column(Float, nullable=True)
+    skill_vs_cmaq: Mapped[float | None] = mapped_column(Float, nullable=True)
+    skill_vs_persistence: Mapped[float | None] = mapped_column(Float, nullable=True)
+    scores: Mapped[dict[str, Any]] = mapped_column(JSON)
+    provenance: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    """The analysis (and, for CMAQ, the run's CMAQ) files scored against, with sha256."""
