@@ -275,7 +275,7 @@ def _pipeline() -> tuple[Settings, sessionmaker[Session]]:
     from service.storage.db import make_engine, session_factory
 
     settings = get_settings()
-    return settings, session_factory(make_engine(settings.database_url))
+    return settings, session_factory(make_engine(settings.database_url.get_secret_value()))
 
 
 @main.command()
@@ -285,7 +285,7 @@ def migrate() -> None:
     from service.storage.db import redact
     from service.storage.migrate import upgrade
 
-    url = get_settings().database_url
+    url = get_settings().database_url.get_secret_value()
     upgrade(url)
     click.echo(f"database {redact(url)} is at the newest schema")
 
@@ -351,12 +351,20 @@ def scheduler() -> None:
 @click.option("--port", type=int, default=None, help="Default: PM25_API_PORT (8000).")
 @click.option("--workers", type=int, default=1, show_default=True)
 def serve(host: str | None, port: int | None, workers: int) -> None:
-    """The API process (uvicorn). It reads the database; it never loads the model."""
+    """The API process (uvicorn). It reads the database; it never loads the model.
+
+    Refuses to start, with one line and exit status 1, when PM25_ADMIN_TOKEN is weak.
+    """
     import uvicorn
 
+    from service.api.auth import WeakTokenError, check_admin_token
     from service.settings import get_settings
 
     settings = get_settings()
+    try:
+        check_admin_token(settings)
+    except WeakTokenError as exc:
+        raise click.ClickException(str(exc)) from None
     uvicorn.run(
         "service.api.app:create_app",
         factory=True,

@@ -16,41 +16,38 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from service import __version__
 from service.api import forecasts, ops, runs
+from service.api.auth import check_admin_token
 from service.api.deps import AppState, Metrics, problem_response
 from service.grid import Grid
 from service.settings import Settings, get_settings
 from service.stations import load_stations
-from service.storage.db import make_engine, session_factory
+from service.storage.db import make_engine, redact_text, session_factory
 
 log = logging.getLogger(__name__)
-WEAK_TOKENS = {"", "admin", "changeme", "change-me", "secret", "password", "token", "demo"}
-
-
-def check_admin_token(settings: Settings) -> None:
-    """Refuse to start with an empty or default admin token, except in the demo."""
-    token = settings.admin_token.get_secret_value()
-    if settings.demo:
-        return
-    if token.strip().lower() in WEAK_TOKENS or len(token) < 16:
-        raise RuntimeError(
-            "PM25_ADMIN_TOKEN is empty, a default, or shorter than 16 characters; set a strong "
-            "secret (the demo generates one for itself)"
-        )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the API for ``settings`` (default: the process settings)."""
+    """Build the API for ``settings`` (default: the process settings).
+
+    Raises
+    ------
+    service.api.auth.WeakTokenError
+        When ``PM25_ADMIN_TOKEN`` is too weak (no setting relaxes this).
+    """
     settings = settings or get_settings()
     check_admin_token(settings)
+    db_url = settings.database_url.get_secret_value()
     grid = Grid(settings.grid)
     stations = load_stations()
     state = AppState(
         settings=settings,
         grid=grid,
-        sessions=session_factory(make_engine(settings.database_url)),
+        sessions=session_factory(make_engine(db_url)),
         stations=stations,
         station_cells={s.code or s.name: grid.cell_of(s.lat, s.lon) for s in stations},
     )
@@ -80,13 +77,41 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def http_problem(request: Request, exc: HTTPException) -> JSONResponse:
         title = getattr(exc, "title", None) or _reason(exc.status_code)
         extra = getattr(exc, "extra", {})
-        return problem_response(exc.status_code, title, str(exc.detail), request.url.path, **extra)
+        return problem_response(
+            exc.status_code,
+            title,
+            str(exc.detail),
+            request.url.path,
+            headers=dict(exc.headers) if exc.headers else None,
+            **extra,
+        )
 
     @app.exception_handler(RequestValidationError)
     async def validation_problem(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "")} for e in exc.errors()]
         detail = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors)
         return problem_response(422, "Invalid request", detail, request.url.path, errors=errors)
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)
+    @app.exception_handler(PoolTimeoutError)
+    async def database_problem(request: Request, exc: Exception) -> JSONResponse:
+        # the answer names neither the database URL nor the SQL nor its parameters; the log
+        # has the driver's message (no SQL), with the URL's password blanked
+        reason = redact_text(str(getattr(exc, "orig", None) or type(exc).__name__), db_url)
+        log.error(
+            "database error on %s: %s: %s",
+            request.url.path,
+            type(exc).__name__,
+            reason.splitlines()[0] if reason else "",
+        )
+        return problem_response(
+            503,
+            "Database unavailable",
+            "the forecast database did not answer; try again shortly",
+            request.url.path,
+            headers={"Retry-After": "5"},
+        )
 
     @app.exception_handler(Exception)
     async def server_problem(request: Request, exc: Exception) -> JSONResponse:

@@ -31,14 +31,28 @@ F32 = npt.NDArray[np.float32]
 class Problem(HTTPException):
     """An HTTP error rendered as an RFC 9457 problem document."""
 
-    def __init__(self, status: int, title: str, detail: str, **extra: Any) -> None:
-        super().__init__(status_code=status, detail=detail)
+    def __init__(
+        self,
+        status: int,
+        title: str,
+        detail: str,
+        *,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(status_code=status, detail=detail, headers=headers)
         self.title = title
         self.extra = extra
 
 
 def problem_response(
-    status: int, title: str, detail: str, instance: str, **extra: Any
+    status: int,
+    title: str,
+    detail: str,
+    instance: str,
+    *,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
 ) -> JSONResponse:
     """An RFC 9457 ``application/problem+json`` response."""
     body = {
@@ -49,7 +63,9 @@ def problem_response(
         "instance": instance,
         **extra,
     }
-    return JSONResponse(body, status_code=status, media_type="application/problem+json")
+    return JSONResponse(
+        body, status_code=status, media_type="application/problem+json", headers=headers
+    )
 
 
 class LRU:

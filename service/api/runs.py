@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-import hmac
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query
 from fastapi.responses import JSONResponse
 
+from service.api.auth import require_admin
 from service.api.deps import Problem, StateDep, parse_date
 from service.api.schemas import (
     DayStatus,
@@ -143,14 +143,10 @@ def start_run(
 ) -> JSONResponse:
     """Queue a run of ``date``; the scheduler process picks it up at its next tick.
 
-    Requires ``Authorization: Bearer <PM25_ADMIN_TOKEN>``.
+    Requires ``Authorization: Bearer <PM25_ADMIN_TOKEN>``; anything else is answered 401
+    with ``WWW-Authenticate: Bearer``.
     """
-    token = state.settings.admin_token.get_secret_value()
-    given = (authorization or "").removeprefix("Bearer ").strip()
-    if not token or not hmac.compare_digest(given.encode(), token.encode()):
-        raise Problem(
-            401, "Unauthorized", "a valid admin token is required (Authorization: Bearer ...)"
-        )
+    require_admin(authorization, state.settings)
     day = parse_date(date, state)
     with transaction(state.sessions) as s:
         runs = repo.runs_for_date(s, day)
