@@ -80,16 +80,9 @@ def run_demo(
         from service.settings import get_settings
 
         get_settings.cache_clear()
-        import uvicorn
+        from service.api.server import serve_api
 
-        uvicorn.run(
-            "service.api.app:create_app",
-            factory=True,
-            host="127.0.0.1",
-            port=port,
-            log_config=None,
-            log_level="warning",
-        )
+        serve_api("127.0.0.1", port, log_level="warning")
     finally:
         scheduler.terminate()
         scheduler.wait(10)

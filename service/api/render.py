@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import threading
 from typing import Any
 
 import netCDF4
@@ -17,12 +18,22 @@ F32 = npt.NDArray[np.float32]
 BANDS = (0, 15.5, 35.5, 75.5, 150, 1000)
 COLOURS = ("#3b82f6", "#22c55e", "#facc15", "#ef4444", "#7f1d1d")
 LABELS = ("good 0-15", "moderate 16-35", "bad 36-75", "very bad 76-150", "very bad >150")
+#: netCDF4 releases the GIL inside the HDF5 library, which is not thread-safe: two threads
+#: writing files at once crash the process. One file at a time.
+NETCDF_LOCK = threading.Lock()
 
 
 def to_netcdf(
     field: F32, hours: list[int], valid: list[dt.datetime], grid: Grid, meta: dict[str, Any]
 ) -> bytes:
     """A CF-1.8 netCDF-4 file of the field, with the Lambert grid mapping and 2-D lat/lon."""
+    with NETCDF_LOCK:
+        return _netcdf_bytes(field, hours, valid, grid, meta)
+
+
+def _netcdf_bytes(
+    field: F32, hours: list[int], valid: list[dt.datetime], grid: Grid, meta: dict[str, Any]
+) -> bytes:
     s = grid.spec
     ds = netCDF4.Dataset("forecast.nc", "w", format="NETCDF4", memory=1 << 20)
     ds.createDimension("time", len(hours))
@@ -72,17 +83,21 @@ def to_netcdf(
 
 
 def to_png(hour_field: F32, grid: Grid, title: str, coast: npt.NDArray[np.floating]) -> bytes:
-    """A map picture of one hour: grade-band colours, coastline, legend and title."""
-    import matplotlib
+    """A map picture of one hour: grade-band colours, coastline, legend and title.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    Uses matplotlib's object API (a :class:`~matplotlib.figure.Figure` of its own, drawn by
+    Agg), never pyplot: no global figure list grows, and two threads can draw at once.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.colors import BoundaryNorm, ListedColormap
+    from matplotlib.figure import Figure
     from matplotlib.patches import Patch
 
     s = grid.spec
     extent = (s.xorig_m, s.xorig_m + s.ncols * s.cell_m, s.yorig_m, s.yorig_m + s.nrows * s.cell_m)
-    fig, ax = plt.subplots(figsize=(5.2, 6.0), dpi=90)
+    fig = Figure(figsize=(5.2, 6.0), dpi=90)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
     cmap = ListedColormap(COLOURS)
     ax.imshow(
         hour_field,
@@ -109,5 +124,4 @@ def to_png(hour_field: F32, grid: Grid, title: str, coast: npt.NDArray[np.floati
     )
     buf = io.BytesIO()
     fig.savefig(buf, format="png", bbox_inches="tight")
-    plt.close(fig)
     return buf.getvalue()
