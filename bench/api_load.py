@@ -14,6 +14,7 @@ import datetime as dt
 import json
 import os
 import re
+import secrets
 import shutil
 import statistics
 import subprocess
@@ -42,7 +43,7 @@ def prepare(folder: Path) -> dict[str, str]:
     settings = Settings(inbox=folder / "inbox", database_url=url, input_settle_seconds=0)
     out = run_daily_forecast(DAY, settings=settings, sessions=session_factory(make_engine(url)))
     assert out.status.value == "succeeded", out.message
-    return {"PM25_DATABASE_URL": url, "PM25_DEMO": "true"}
+    return {"PM25_DATABASE_URL": url, "PM25_ADMIN_TOKEN": secrets.token_urlsafe(32)}
 
 
 def server_ms(client: httpx.Client, url: str, n: int) -> tuple[float, float]:

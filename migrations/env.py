@@ -12,7 +12,7 @@ target_metadata = Base.metadata
 
 
 def run_migrations_offline() -> None:
-    url = context.config.attributes.get("url") or get_settings().database_url
+    url = context.config.attributes.get("url") or get_settings().database_url.get_secret_value()
     context.configure(
         url=url, target_metadata=target_metadata, literal_binds=True, render_as_batch=True
     )
@@ -21,7 +21,7 @@ def run_migrations_offline() -> None:
 
 
 def run_migrations_online() -> None:
-    url = context.config.attributes.get("url") or get_settings().database_url
+    url = context.config.attributes.get("url") or get_settings().database_url.get_secret_value()
     engine = make_engine(url)
     with engine.connect() as connection:
         context.configure(

@@ -339,8 +339,9 @@ def _pipeline() -> tuple[Settings, sessionmaker[Session]]:
     from service.storage.migrate import check_schema
 
     settings = get_settings()
-    engine = make_engine(settings.database_url)
-    check_schema(engine, redact(settings.database_url))
+    url = settings.database_url.get_secret_value()
+    engine = make_engine(url)
+    check_schema(engine, redact(url))
     sessions = session_factory(engine)
     recover_interrupted(sessions, dt.timedelta(seconds=settings.run_lease_seconds))
     return settings, sessions
@@ -381,7 +382,7 @@ def migrate() -> None:
     from service.storage.db import redact
     from service.storage.migrate import upgrade
 
-    url = get_settings().database_url
+    url = get_settings().database_url.get_secret_value()
     upgrade(url)
     click.echo(f"database {redact(url)} is at the newest schema")
 
@@ -453,23 +454,32 @@ def scheduler() -> None:
 @main.command()
 @click.option("--host", default=None, help="Default: PM25_API_HOST (127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Default: PM25_API_PORT (8000).")
-@click.option("--workers", type=int, default=1, show_default=True)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Server processes sharing the port (production: about one per core).",
+)
 def serve(host: str | None, port: int | None, workers: int) -> None:
-    """The API process (uvicorn). It reads the database; it never loads the model."""
-    import uvicorn
+    """The API process (uvicorn). It reads the database; it never loads the model.
 
+    Refuses to start, with one line and exit status 1, when PM25_ADMIN_TOKEN is weak.
+    """
+    from service.api.auth import WeakTokenError, check_admin_token
+    from service.api.server import serve_api
     from service.settings import get_settings
 
     settings = get_settings()
-    uvicorn.run(
-        "service.api.app:create_app",
-        factory=True,
-        host=host or settings.api_host,
-        port=port or settings.api_port,
+    try:
+        check_admin_token(settings)
+    except WeakTokenError as exc:
+        raise click.ClickException(str(exc)) from None
+    serve_api(
+        host or settings.api_host,
+        port or settings.api_port,
         workers=workers,
-        log_config=None,  # uvicorn's records go through the service's KST log format
-        log_level=settings.log_level.lower(),
-        access_log=False,
+        log_level=settings.log_level,
     )
 
 

@@ -2,7 +2,9 @@
 
 Writes twin inputs for the last few days and tomorrow, migrates a local SQLite database,
 runs the daily pipeline for those days with the shipped Case 3 model, then starts the
-scheduler (its own process) and the API, and prints URLs to try.
+scheduler (its own process) and the API, and prints URLs to try. The demo generates a strong
+random admin token: it needs no exception to the API's rules, and the environment offers
+none.
 """
 
 from __future__ import annotations
@@ -33,11 +35,10 @@ def run_demo(
 
     t0 = time.perf_counter()
     folder = folder.resolve()
-    token = secrets.token_urlsafe(24)
+    token = secrets.token_urlsafe(32)
     env = {
         "PM25_DATABASE_URL": f"sqlite:///{folder / 'pm25.sqlite'}",
         "PM25_INBOX": str(folder / "inbox"),
-        "PM25_DEMO": "true",
         "PM25_ADMIN_TOKEN": token,
         "PM25_INPUT_SETTLE_SECONDS": "0",
         "PM25_API_PORT": str(port),
@@ -48,9 +49,9 @@ def run_demo(
     click.echo(f"[1/3] writing SYNTHETIC CMAQ, WRF and analysis files for {first} .. {tomorrow}")
     generate(settings.grid, first, tomorrow, settings.inbox, progress=True)
     click.echo(f"[2/3] migrating {folder / 'pm25.sqlite'}")
-    upgrade(settings.database_url)
+    upgrade(settings.database_url.get_secret_value())
     click.echo("[3/3] running the daily pipeline with the shipped Case 3 model")
-    sessions = session_factory(make_engine(settings.database_url))
+    sessions = session_factory(make_engine(settings.database_url.get_secret_value()))
     for k in range(days + 1):
         date = first + dt.timedelta(days=k)
         out = run_daily_forecast(date, settings=settings, sessions=sessions, trigger="demo")
@@ -86,16 +87,9 @@ def run_demo(
         from service.settings import get_settings
 
         get_settings.cache_clear()
-        import uvicorn
+        from service.api.server import serve_api
 
-        uvicorn.run(
-            "service.api.app:create_app",
-            factory=True,
-            host="127.0.0.1",
-            port=port,
-            log_config=None,
-            log_level="warning",
-        )
+        serve_api("127.0.0.1", port, log_level="warning")
     finally:
         scheduler.terminate()
         scheduler.wait(10)

@@ -43,7 +43,7 @@ class LeaderLock:
     """
 
     def __init__(self, settings: Settings) -> None:
-        self.url = settings.database_url
+        self.url = settings.database_url.get_secret_value()
         self._conn: Any = None
         self._file_lock: Any = None
         self._engine: Engine | None = None
@@ -88,7 +88,9 @@ class Scheduler:
 
     def __init__(self, settings: Settings, sessions: sessionmaker[Session] | None = None) -> None:
         self.settings = settings
-        self.sessions = sessions or session_factory(make_engine(settings.database_url))
+        self.sessions = sessions or session_factory(
+            make_engine(settings.database_url.get_secret_value())
+        )
         self.start_time = settings.schedule_time_kst
         self.lock = LeaderLock(settings)
         self.leader = False

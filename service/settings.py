@@ -55,7 +55,9 @@ class Settings(BaseSettings):
         extra="ignore",
     )
 
-    database_url: str = "sqlite:///var/pm25.sqlite"
+    database_url: SecretStr = SecretStr("sqlite:///var/pm25.sqlite")
+    """SQLAlchemy URL; a secret (it may hold a password): ``.get_secret_value()`` where the
+    real URL is needed, :func:`service.storage.db.redact` for logs and messages."""
     inbox: Path = Path("var/inbox")
     cmaq_template: str = "cmaq/{date:%Y%m%d}/*.nc"
     wrf_template: str = "wrf/{date:%Y%m%d}/wrfout_d01_*"
@@ -63,6 +65,8 @@ class Settings(BaseSettings):
     model_path: Path = Path(__file__).resolve().parent.parent / "models" / "case3" / "model.keras"
     grid: GridSpec = GridSpec()
     admin_token: SecretStr = SecretStr("")
+    """Guards ``POST /v1/runs/{date}``; the API refuses to start with a weak one (see
+    :func:`service.api.auth.token_weakness`), whatever else is set."""
     schedule_time_kst: dt.time = dt.time(18, 0)
     """When the daily run starts, KST (``HH:MM`` in the environment)."""
     deadline_time_kst: dt.time = dt.time(23, 0)
@@ -75,7 +79,6 @@ class Settings(BaseSettings):
     run_lease_seconds: int = Field(default=900, gt=0)
     """A running attempt whose worker has not renewed its lease for this long is interrupted."""
     cmaq_fallback: bool = True
-    demo: bool = False
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     api_cache_seconds: float = 5.0

@@ -16,7 +16,7 @@ from service.settings import Settings
 
 from .conftest import published_database
 
-TOKEN = "contract-admin-token-0123456789"
+TOKEN = "contract-Admin-token-0123456789-abcdef"
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +34,11 @@ def _free_port() -> int:
 def server(database: Settings):  # type: ignore[no-untyped-def]
     """A real ``pm25 serve`` (uvicorn) process on a free port."""
     port = _free_port()
-    env = {**os.environ, "PM25_DATABASE_URL": database.database_url, "PM25_ADMIN_TOKEN": TOKEN}
+    env = {
+        **os.environ,
+        "PM25_DATABASE_URL": database.database_url.get_secret_value(),
+        "PM25_ADMIN_TOKEN": TOKEN,
+    }
     proc = subprocess.Popen(
         [sys.executable, "-m", "service.cli", "serve", "--port", str(port)],
         env=env,

@@ -799,7 +799,7 @@ def test_a_bad_input_fails_the_run_and_leaves_the_forecast_alone(
     inbox, settings = env
     names = [n.format(cmaq=inbox.cmaq.name, wrf=inbox.wrf.name) for n in case.names]
     case.make(inbox)
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url.get_secret_value())
     sessions = session_factory(engine)
     try:
         out = run_daily_forecast(
@@ -911,7 +911,7 @@ def test_pm25_run_exits_non_zero_and_says_why(
     inbox, settings = env
     _huge("cmaq", "TSTEP")(inbox)
     monkeypatch.setenv("PM25_INBOX", str(settings.inbox))
-    monkeypatch.setenv("PM25_DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("PM25_DATABASE_URL", settings.database_url.get_secret_value())
     monkeypatch.setenv("PM25_INPUT_SETTLE_SECONDS", "0")
     get_settings.cache_clear()
     try:

@@ -51,7 +51,7 @@ CHILD = textwrap.dedent(
             time.sleep(float(sys.argv[2]))
             return out
 
-    sessions = session_factory(make_engine(settings.database_url))
+    sessions = session_factory(make_engine(settings.database_url.get_secret_value()))
     run_daily_forecast(dt.date(2024, 1, 9), settings=settings, sessions=sessions,
                        forecaster=lambda: Slow())
     """
@@ -233,12 +233,12 @@ def test_the_scheduler_catches_up_and_recovers_from_a_database_outage(setup, db_
         outage = Settings(
             **{**settings.model_dump(), "database_url": db_url.replace(f":{port}/", ":1/")}
         )
-    down = Scheduler(outage, session_factory(make_engine(outage.database_url)))
+    down = Scheduler(outage, session_factory(make_engine(outage.database_url.get_secret_value())))
     result = down.tick(EVENING)
     assert result in (["database unavailable"], ["standby"]) or "database unavailable" in result
     if make_url(db_url).get_backend_name() == "sqlite":
         moved.rename(db_file)
-    up = Scheduler(settings, session_factory(make_engine(settings.database_url)))
+    up = Scheduler(settings, session_factory(make_engine(settings.database_url.get_secret_value())))
     try:
         assert up.tick(EVENING) == ["2024-01-09: succeeded"]
         assert up.tick(EVENING) == []  # nothing left to do: each date runs once

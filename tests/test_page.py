@@ -67,7 +67,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-        "PM25_DATABASE_URL": settings.database_url,
+        "PM25_DATABASE_URL": settings.database_url.get_secret_value(),
         "PM25_INBOX": str(settings.inbox),
         "PM25_ADMIN_TOKEN": TOKEN,
     }

@@ -110,7 +110,7 @@ def test_pm25_run_recognises_an_attempt_whose_worker_is_gone(env, monkeypatch) -
     elsewhere = _running_attempt(sessions, "other-host:1", dt.timedelta(hours=1))  # lease gone
     alive = _running_attempt(sessions, "other-host:2", dt.timedelta(seconds=5))  # still at work
     for key, value in {
-        "PM25_DATABASE_URL": settings.database_url,
+        "PM25_DATABASE_URL": settings.database_url.get_secret_value(),
         "PM25_INBOX": str(settings.inbox),
         "PM25_MODEL_PATH": str(settings.model_path),
         "PM25_INPUT_SETTLE_SECONDS": "0",
@@ -235,7 +235,7 @@ def test_debug_shows_the_traceback(tmp_path: Path, monkeypatch) -> None:  # type
 def test_pm25_run_waits_for_just_delivered_files(env, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     settings, _, _ = env
     vars_ = {
-        "PM25_DATABASE_URL": settings.database_url,
+        "PM25_DATABASE_URL": settings.database_url.get_secret_value(),
         "PM25_INBOX": str(settings.inbox),
         "PM25_MODEL_PATH": str(settings.model_path),
         "PM25_INPUT_SETTLE_SECONDS": "3",

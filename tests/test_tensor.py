@@ -128,5 +128,5 @@ def test_settings_read_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PM25_GRID__NCOLS", "61")
     monkeypatch.setenv("PM25_DATABASE_URL", "sqlite:///x.db")
     s = Settings()
-    assert s.grid.ncols == 61 and s.database_url == "sqlite:///x.db"
+    assert s.grid.ncols == 61 and s.database_url.get_secret_value() == "sqlite:///x.db"
     assert s.grid.nrows == 68

@@ -1,7 +1,9 @@
 """The API application factory: the database, caches, middleware and error handling.
 
 Serves from the database only (decoded fields are cached in memory by run id), so it starts
-fast, stays small, and never imports TensorFlow. Errors are RFC 9457 problem documents.
+fast, stays small, and never imports TensorFlow. Every error, from any layer, is an RFC 9457
+problem document; the request limits are in :mod:`service.api.guard` and
+:mod:`service.api.server`.
 """
 
 from __future__ import annotations
@@ -12,45 +14,49 @@ from contextlib import asynccontextmanager
 from http import HTTPStatus
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service import __version__
 from service.api import forecasts, ops, page, runs, verification
-from service.api.deps import AppState, Metrics, problem_response
+from service.api.auth import check_admin_token
+from service.api.deps import ECHO_CHARS, AppState, Metrics, Problem, clip, problem_response
+from service.api.guard import HeadAsGet, RequestGuard
 from service.grid import Grid
 from service.settings import Settings, get_settings
 from service.stations import load_stations
-from service.storage.db import make_engine, session_factory
+from service.storage.db import make_engine, redact_text, session_factory
 
 log = logging.getLogger(__name__)
-WEAK_TOKENS = {"", "admin", "changeme", "change-me", "secret", "password", "token", "demo"}
-
-
-def check_admin_token(settings: Settings) -> None:
-    """Refuse to start with an empty or default admin token, except in the demo."""
-    token = settings.admin_token.get_secret_value()
-    if settings.demo:
-        return
-    if token.strip().lower() in WEAK_TOKENS or len(token) < 16:
-        raise RuntimeError(
-            "PM25_ADMIN_TOKEN is empty, a default, or shorter than 16 characters; set a strong "
-            "secret (the demo generates one for itself)"
-        )
+#: Responses above this many bytes are gzipped when the client accepts it (level 6: the
+#: big ones, the grids, come pre-compressed from the cache).
+GZIP_MINIMUM_BYTES = 1000
+GZIP_LEVEL = 6
+MAX_ERRORS_LISTED = 20
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the API for ``settings`` (default: the process settings)."""
+    """Build the API for ``settings`` (default: the process settings).
+
+    Raises
+    ------
+    service.api.auth.WeakTokenError
+        When ``PM25_ADMIN_TOKEN`` is too weak (no setting relaxes this).
+    """
     settings = settings or get_settings()
     check_admin_token(settings)
+    db_url = settings.database_url.get_secret_value()
     grid = Grid(settings.grid)
     stations = load_stations()
     state = AppState(
         settings=settings,
         grid=grid,
-        sessions=session_factory(make_engine(settings.database_url)),
+        sessions=session_factory(make_engine(db_url)),
         stations=stations,
         station_cells={s.code or s.name: grid.cell_of(s.lat, s.lon) for s in stations},
     )
@@ -67,31 +73,90 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "Tomorrow's hourly PM2.5 over South Korea (9 km grid) from CMAQ and WRF, corrected "
             "by a ConvLSTM (Case 3). Responses say when the model was trained on SYNTHETIC "
             "data and when a forecast is CMAQ's own (fallback). Every timestamp is ISO 8601 "
-            "with an explicit offset, in Korea Standard Time (+09:00); dates are KST days."
+            "with an explicit offset, in Korea Standard Time (+09:00); dates are KST days. "
+            "Errors are RFC 9457 problem documents; HEAD works wherever GET does."
         ),
         lifespan=lifespan,
         docs_url=None,  # served by the page router from packaged assets (works offline)
     )
     app.state.pm25 = state
-    app.add_middleware(GZipMiddleware, minimum_size=1000)
-
+    # Starlette runs the middleware added last first: timing sees every answer, the guard
+    # refuses before anything else runs, HEAD is answered as GET with the GET's headers
+    # (compressed as the GET would be), and the body left out.
+    app.add_middleware(GZipMiddleware, minimum_size=GZIP_MINIMUM_BYTES, compresslevel=GZIP_LEVEL)
+    app.add_middleware(HeadAsGet)
+    app.add_middleware(RequestGuard)
     app.add_middleware(TimingMiddleware, metrics=state.metrics)
 
-    @app.exception_handler(HTTPException)
-    async def http_problem(request: Request, exc: HTTPException) -> JSONResponse:
+    @app.exception_handler(StarletteHTTPException)
+    async def http_problem(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # fastapi's HTTPException (and Problem) subclass Starlette's, which routing raises
+        # for unknown paths (404) and methods (405)
         title = getattr(exc, "title", None) or _reason(exc.status_code)
-        extra = getattr(exc, "extra", {})
-        return problem_response(exc.status_code, title, str(exc.detail), request.url.path, **extra)
+        headers = dict(exc.headers or {})
+        detail = str(exc.detail)
+        if exc.status_code == 404 and not isinstance(exc, Problem):
+            detail = f"no route {clip(request.url.path)!r}; /docs lists the API"
+        elif exc.status_code == 405:
+            allowed = [m.strip() for m in headers.get("Allow", "").split(",") if m.strip()]
+            if "GET" in allowed and "HEAD" not in allowed:
+                allowed.append("HEAD")  # service.api.guard.HeadAsGet answers it
+            headers["Allow"] = ", ".join(allowed)
+            detail = f"{clip(request.method)} is not allowed here; allowed: {headers['Allow']}"
+        return problem_response(
+            exc.status_code,
+            title,
+            detail,
+            request.url.path,
+            headers=headers or None,
+            **getattr(exc, "extra", {}),
+        )
 
     @app.exception_handler(RequestValidationError)
     async def validation_problem(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "")} for e in exc.errors()]
+        # pydantic's messages do not repeat the input; locations and messages are clipped
+        # anyway, and a body with hundreds of errors lists the first 20
+        errors = [
+            {
+                "loc": [clip(p) if isinstance(p, str) else p for p in e.get("loc", ())],
+                "msg": clip(str(e.get("msg", "")), 2 * ECHO_CHARS),
+            }
+            for e in exc.errors()[:MAX_ERRORS_LISTED]
+        ]
         detail = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors)
-        return problem_response(422, "Invalid request", detail, request.url.path, errors=errors)
+        return problem_response(
+            422,
+            "Invalid request",
+            clip(detail, 4 * ECHO_CHARS),
+            request.url.path,
+            errors=errors,
+            error_count=len(exc.errors()),
+        )
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)
+    @app.exception_handler(PoolTimeoutError)
+    async def database_problem(request: Request, exc: Exception) -> JSONResponse:
+        # the answer names neither the database URL nor the SQL nor its parameters; the log
+        # has the driver's message (no SQL), with the URL's password blanked
+        reason = redact_text(str(getattr(exc, "orig", None) or type(exc).__name__), db_url)
+        log.error(
+            "database error on %s: %s: %s",
+            clip(request.url.path),
+            type(exc).__name__,
+            clip(reason.splitlines()[0] if reason else "", 3 * ECHO_CHARS),
+        )
+        return problem_response(
+            503,
+            "Database unavailable",
+            "the forecast database did not answer; try again shortly",
+            request.url.path,
+            headers={"Retry-After": "5"},
+        )
 
     @app.exception_handler(Exception)
     async def server_problem(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s", request.url.path)
+        log.exception("unhandled error on %s", clip(request.url.path))
         return problem_response(
             500,
             "Internal Server Error",

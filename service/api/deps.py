@@ -7,73 +7,119 @@ so the API's import graph has no circle.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from threading import Lock
 from typing import Annotated, Any
 
+import anyio
 import numpy as np
 import numpy.typing as npt
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Path, Request
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from pydantic import BeforeValidator
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.grid import Grid
 from service.settings import Settings
 from service.stations import Station
 from service.storage import repository as repo
-from service.timeaxis import tomorrow_kst
+from service.timeaxis import today_kst, tomorrow_kst
 
 F32 = npt.NDArray[np.float32]
+#: How much of a client's input an answer may echo (a station name, a date, a path).
+ECHO_CHARS = 100
+#: Rendering (PNG, netCDF, JSON grids and tables) and other CPU-heavy work runs in worker
+#: threads, at most this many at once, so the event loop (health, readiness) stays free.
+CPU_CONCURRENCY = 2
+MiB = 1 << 20
+ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def clip(text: str, limit: int = ECHO_CHARS) -> str:
+    """``text`` as an answer may echo it: at most ``limit`` characters, then how long it was."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text)} characters)"
 
 
 class Problem(HTTPException):
     """An HTTP error rendered as an RFC 9457 problem document."""
 
-    def __init__(self, status: int, title: str, detail: str, **extra: Any) -> None:
-        super().__init__(status_code=status, detail=detail)
+    def __init__(
+        self,
+        status: int,
+        title: str,
+        detail: str,
+        *,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(status_code=status, detail=detail, headers=headers)
         self.title = title
         self.extra = extra
 
 
 def problem_response(
-    status: int, title: str, detail: str, instance: str, **extra: Any
+    status: int,
+    title: str,
+    detail: str,
+    instance: str,
+    *,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
 ) -> JSONResponse:
-    """An RFC 9457 ``application/problem+json`` response."""
+    """An RFC 9457 ``application/problem+json`` response (the instance path clipped)."""
     body = {
         "type": "about:blank",
         "title": title,
         "status": status,
         "detail": detail,
-        "instance": instance,
+        "instance": clip(instance),
         **extra,
     }
-    return JSONResponse(body, status_code=status, media_type="application/problem+json")
+    return JSONResponse(
+        body, status_code=status, media_type="application/problem+json", headers=headers
+    )
 
 
 class LRU:
-    """A small thread-safe LRU cache (decoded fields, rendered files) keyed by run."""
+    """A small thread-safe LRU cache keyed by run, bounded in entries and in bytes.
 
-    def __init__(self, size: int) -> None:
+    ``put`` takes the size of what it stores (an array's ``nbytes``, a file's length); the
+    oldest entries go when either bound is passed, so large grids or files cannot grow the
+    process without limit.
+    """
+
+    def __init__(self, size: int, max_bytes: int | None = None) -> None:
         self.size = size
-        self._data: OrderedDict[Any, Any] = OrderedDict()
+        self.max_bytes = max_bytes
+        self.nbytes = 0
+        self._data: OrderedDict[Any, tuple[Any, int]] = OrderedDict()
         self._lock = Lock()
 
     def get(self, key: Any) -> Any:
         with self._lock:
             if key in self._data:
                 self._data.move_to_end(key)
-                return self._data[key]
+                return self._data[key][0]
         return None
 
-    def put(self, key: Any, value: Any) -> Any:
+    def put(self, key: Any, value: Any, nbytes: int = 0) -> Any:
         with self._lock:
-            self._data[key] = value
-            self._data.move_to_end(key)
-            while len(self._data) > self.size:
-                self._data.popitem(last=False)
+            old = self._data.pop(key, None)
+            self.nbytes += nbytes - (old[1] if old else 0)
+            self._data[key] = (value, nbytes)
+            while len(self._data) > self.size or (
+                self.max_bytes is not None and self.nbytes > self.max_bytes and len(self._data) > 1
+            ):
+                self.nbytes -= self._data.popitem(last=False)[1][1]
         return value
+
+    def __len__(self) -> int:
+        return len(self._data)
 
 
 @dataclass
@@ -116,16 +162,30 @@ class AppState:
     sessions: sessionmaker[Session]
     stations: tuple[Station, ...]
     station_cells: dict[str, tuple[int, int] | None]
-    fields: LRU = field(default_factory=lambda: LRU(16))
-    files: LRU = field(default_factory=lambda: LRU(64))
-    publications: LRU = field(default_factory=lambda: LRU(64))
+    fields: LRU = field(default_factory=lambda: LRU(16, max_bytes=64 * MiB))
+    files: LRU = field(default_factory=lambda: LRU(256, max_bytes=64 * MiB))
+    publications: LRU = field(default_factory=lambda: LRU(64, max_bytes=64 * MiB))
     points: LRU = field(default_factory=lambda: LRU(4096))
     run_refs: LRU = field(default_factory=lambda: LRU(256))
     metrics: Metrics = field(default_factory=Metrics)
+    cpu_limiter: anyio.CapacityLimiter = field(
+        default_factory=lambda: anyio.CapacityLimiter(CPU_CONCURRENCY)
+    )
+    """Threads for rendering and other CPU work; requests beyond it wait without a thread."""
+    building: dict[Any, anyio.Lock] = field(default_factory=dict)
+    """One lock per answer being rendered: concurrent requests for it wait for one rendering."""
+    ready: tuple[float, str | None] = (0.0, None)
+    """Until when (monotonic) the last readiness check holds, and its error (None: ready)."""
+    ready_lock: anyio.Lock = field(default_factory=anyio.Lock)
+    ready_limiter: anyio.CapacityLimiter = field(default_factory=lambda: anyio.CapacityLimiter(1))
 
 
-def get_state(request: Request) -> AppState:
-    """The app's shared state (set by :func:`service.api.app.create_app`)."""
+async def get_state(request: Request) -> AppState:
+    """The app's shared state (set by :func:`service.api.app.create_app`).
+
+    ``async`` so that FastAPI calls it on the event loop: a plain function dependency would
+    cost every request a hop to a worker thread.
+    """
     state: AppState = request.app.state.pm25
     return state
 
@@ -133,8 +193,42 @@ def get_state(request: Request) -> AppState:
 StateDep = Annotated[AppState, Depends(get_state)]
 
 
+def iso_date(text: str) -> dt.date:
+    """A calendar date written exactly ``YYYY-MM-DD`` (not ``20240109`` nor ``2024-W02-2``).
+
+    Raises
+    ------
+    ValueError
+        With a message that echoes at most :data:`ECHO_CHARS` characters of ``text``.
+    """
+    if ISO_DATE.fullmatch(text):
+        try:
+            return dt.date.fromisoformat(text)
+        except ValueError:
+            pass
+    raise ValueError(f"{clip(text)!r} is not a date: use YYYY-MM-DD")
+
+
+def _iso_date_param(value: Any) -> Any:
+    return iso_date(value) if isinstance(value, str) else value
+
+
+#: A query parameter that is a date written ``YYYY-MM-DD`` and nothing else.
+IsoDate = Annotated[dt.date, BeforeValidator(_iso_date_param)]
+#: The ``{date}`` of a path: ``YYYY-MM-DD``, ``today``, ``tomorrow`` or ``latest``.
+DatePath = Annotated[
+    str,
+    Path(
+        max_length=10,
+        description="YYYY-MM-DD (a KST day), 'today' or 'tomorrow' (KST), or 'latest'",
+    ),
+]
+
+
 def parse_date(text: str, state: AppState) -> dt.date:
-    """``YYYY-MM-DD``, ``tomorrow`` (KST) or ``latest`` (the newest published date)."""
+    """``YYYY-MM-DD``, ``today`` or ``tomorrow`` (KST), or ``latest`` (newest published)."""
+    if text == "today":
+        return today_kst()
     if text == "tomorrow":
         return tomorrow_kst()
     if text == "latest":
@@ -144,8 +238,10 @@ def parse_date(text: str, state: AppState) -> dt.date:
             raise Problem(404, "No forecast", "no forecast has been published yet")
         return run.target_date
     try:
-        return dt.date.fromisoformat(text)
+        return iso_date(text)
     except ValueError:
         raise Problem(
-            422, "Invalid date", f"{text!r} is not a date: use YYYY-MM-DD, 'tomorrow' or 'latest'"
+            422,
+            "Invalid date",
+            f"{clip(text)!r} is not a date: use YYYY-MM-DD, 'today', 'tomorrow' or 'latest'",
         ) from None

@@ -1,20 +1,39 @@
-"""Forecast routes: grids (JSON, netCDF, PNG), points, stations."""
+"""Forecast routes: grids (JSON, netCDF, PNG), points, stations.
+
+The event loop only routes: database look-ups run in worker threads, and rendering (files,
+the JSON grid, the station tables) runs in at most ``CPU_CONCURRENCY`` threads, once per
+run and answer (concurrent requests for the same answer wait for one rendering), and is
+kept, gzipped too, in a cache bounded in bytes.
+"""
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
+import gzip
 import io
+import json
 import time
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
+import anyio
 import numpy as np
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from service.api.coast import load_coastline
-from service.api.deps import F32, AppState, Problem, StateDep, parse_date
+from service.api.deps import (
+    F32,
+    AppState,
+    DatePath,
+    Problem,
+    StateDep,
+    clip,
+    parse_date,
+)
 from service.api.render import to_netcdf, to_png
 from service.api.schemas import RunRef
 from service.api.selection import OutsideGridError, PointSelection, select_point, summarize
@@ -25,6 +44,85 @@ from service.timeaxis import valid_times_kst
 router = APIRouter(prefix="/v1", tags=["forecasts"])
 CACHE_CONTROL = "public, max-age=300"
 MAX_POINTS = 500
+GZIP_LEVEL = 6
+
+
+@dataclass(frozen=True)
+class Payload:
+    """A rendered answer as cached: its bytes, and its gzip encoding when that is smaller."""
+
+    body: bytes
+    media_type: str
+    gzipped: bytes | None = None
+
+    @classmethod
+    def of(cls, body: bytes, media_type: str, *, compress: bool = True) -> Payload:
+        packed = gzip.compress(body, GZIP_LEVEL, mtime=0) if compress else None
+        return cls(body, media_type, packed if packed and len(packed) < len(body) else None)
+
+    @classmethod
+    def json(cls, content: dict[str, Any], *, rows: tuple[str, list[Any]] | None = None) -> Payload:
+        """JSON as :class:`fastapi.responses.JSONResponse` writes it.
+
+        ``rows`` (a key and a list) is added as the last member, encoded a row at a time:
+        one ``json.dumps`` of a whole grid would hold the GIL, and so stall the event loop,
+        for over 100 ms.
+        """
+        text = _dumps(content)
+        if rows is not None:
+            key, items = rows
+            parts = ",".join(_dumps(item) for item in items)
+            text = f"{text[:-1]}{',' if content else ''}{_dumps(key)}:[{parts}]}}"
+        return cls.of(text.encode(), "application/json")
+
+    @property
+    def nbytes(self) -> int:
+        return len(self.body) + len(self.gzipped or b"")
+
+    def response(self, request: Request, headers: dict[str, str]) -> Response:
+        """The answer, gzipped when the client accepts it (the middleware then leaves it)."""
+        if self.gzipped is None:
+            return Response(self.body, media_type=self.media_type, headers=headers)
+        headers = {**headers, "Vary": "Accept-Encoding"}
+        if "gzip" in request.headers.get("accept-encoding", ""):
+            headers["Content-Encoding"] = "gzip"
+            return Response(self.gzipped, media_type=self.media_type, headers=headers)
+        return Response(self.body, media_type=self.media_type, headers=headers)
+
+
+def _dumps(content: Any) -> str:
+    return json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
+async def rendered(state: AppState, key: Hashable, build: Callable[[], Payload]) -> Payload:
+    """The cached answer for ``key``, built once in a CPU worker thread when missing."""
+    payload: Payload | None = state.files.get(key)
+    if payload is not None:
+        return payload
+    lock = state.building.setdefault(key, anyio.Lock())
+    try:
+        async with lock:
+            payload = state.files.get(key)
+            if payload is None:
+                payload = await anyio.to_thread.run_sync(build, limiter=state.cpu_limiter)
+                state.files.put(key, payload, payload.nbytes)
+    finally:
+        if state.building.get(key) is lock:
+            del state.building[key]
+    return payload
+
+
+async def resolve(date: str, state: AppState) -> tuple[dt.date, Run, F32]:
+    """:func:`forecast` without blocking the event loop: from the cache, or in a thread."""
+    if date != "latest":
+        try:
+            day: dt.date | None = parse_date(date, state)
+        except Problem:
+            day = None  # the thread raises it again, the same way
+        hit = state.publications.get(day) if day is not None else None
+        if day is not None and hit is not None and hit[0] > time.monotonic():
+            return day, hit[1], hit[2]
+    return await anyio.to_thread.run_sync(forecast, date, state)
 
 
 def run_meta(state: AppState, run: Run) -> dict[str, Any]:
@@ -46,7 +144,7 @@ def published(state: AppState, date: dt.date) -> tuple[Run, F32]:
     if hit is not None and hit[0] > now:
         return hit[1], hit[2]
     run, field = _published_from_db(state, date)
-    state.publications.put(date, (now + state.settings.api_cache_seconds, run, field))
+    state.publications.put(date, (now + state.settings.api_cache_seconds, run, field), field.nbytes)
     return run, field
 
 
@@ -80,7 +178,7 @@ def _published_from_db(state: AppState, date: dt.date) -> tuple[Run, F32]:
             field = repo.run_field(s, run.id)
             if field is None:
                 raise Problem(404, "No forecast", f"the field of run {run.id} is missing")
-            state.fields.put(run.id, field)
+            state.fields.put(run.id, field, field.nbytes)
         s.expunge(run)
     return run, field
 
@@ -105,8 +203,8 @@ def grid_description(state: AppState) -> dict[str, Any]:
 
 
 @router.get("/forecasts/{date}/grid", summary="The forecast field of a target date")
-def get_grid(
-    date: str,
+async def get_grid(
+    date: DatePath,
     request: Request,
     state: StateDep,
     hour: Annotated[
@@ -116,48 +214,46 @@ def get_grid(
     format: Annotated[Literal["json", "netcdf", "png"], Query()] = "json",
 ) -> Response:
     """The PM2.5 field (ug/m3) of target date ``date``: JSON, CF netCDF or a PNG map."""
-    day, run, field = forecast(date, state)
     if format == "png" and hour is None:
         raise Problem(422, "Hour required", "format=png draws one hour: add hour=0..23 or mean")
     if hour == "mean" and format != "png":
         raise Problem(422, "Invalid hour", "hour=mean is for format=png; JSON has all 24 hours")
     if isinstance(hour, int) and not 0 <= hour <= 23:
         raise Problem(422, "Invalid hour", f"hour must be 0..23 (KST) or mean, not {hour}")
+    day, run, field = await resolve(date, state)
     etag = f'"run-{run.id}-{format}-{"all" if hour is None else hour}"'
     if (cached := not_modified(request, etag)) is not None:
         return cached
-    hours = list(range(24)) if not isinstance(hour, int) else [hour]
     headers = {"ETag": etag, "Cache-Control": CACHE_CONTROL, "X-Run-Id": str(run.id)}
+    if format == "netcdf":
+        headers["Content-Disposition"] = f'attachment; filename="pm25_{day:%Y%m%d}.nc"'
+    payload = await rendered(
+        state, (run.id, format, hour), lambda: grid_payload(state, day, run, field, hour, format)
+    )
+    return payload.response(request, headers)
+
+
+def grid_payload(
+    state: AppState, day: dt.date, run: Run, field: F32, hour: int | str | None, format: str
+) -> Payload:
+    """The grid answer of one run, hour (None: all 24; 'mean': the PNG's daily mean) and
+    format, rendered."""
+    hours = list(range(24)) if not isinstance(hour, int) else [hour]
     times = [valid_times_kst(day)[h] for h in hours]
     meta = run_meta(state, run)
     if format == "json":
-        body = {
+        head = {
             "run": meta,
             "grid": grid_description(state),
             "units": "ug/m3",
             "hours": hours,
             "valid_times": [t.isoformat() for t in times],
-            "values": np.round(field[hours], 2).tolist(),
         }
-        return JSONResponse(body, headers=headers)
-    key = (run.id, format, hour)
-    data = state.files.get(key)
-    if data is None:
-        if format == "netcdf":
-            data = to_netcdf(
-                field[hours],
-                hours,
-                times,
-                state.grid,
-                netcdf_attributes(meta),
-            )
-        else:
-            data = png_map(day, hour, run, field, state)
-        state.files.put(key, data)
-    media = "application/x-netcdf" if format == "netcdf" else "image/png"
+        return Payload.json(head, rows=("values", [np.round(field[h], 2).tolist() for h in hours]))
     if format == "netcdf":
-        headers["Content-Disposition"] = f'attachment; filename="pm25_{day:%Y%m%d}.nc"'
-    return Response(data, media_type=media, headers=headers)
+        data = to_netcdf(field[hours], hours, times, state.grid, netcdf_attributes(meta))
+        return Payload.of(data, "application/x-netcdf")
+    return Payload.of(png_map(day, hour, run, field, state), "image/png", compress=False)
 
 
 def png_map(day: dt.date, hour: int | str | None, run: Run, field: F32, state: AppState) -> bytes:
@@ -249,7 +345,7 @@ def point_body(
 
 @router.get("/forecasts/{date}/point", summary="24 hourly values at a coordinate")
 async def get_point(
-    date: str,
+    date: DatePath,
     request: Request,
     state: StateDep,
     lat: Annotated[float, Query(ge=-90, le=90)],
@@ -257,7 +353,7 @@ async def get_point(
     method: Annotated[Literal["bilinear", "nearest"], Query()] = "bilinear",
 ) -> Response:
     """Hourly PM2.5, daily mean, Korean grade and advisory hours at a latitude/longitude."""
-    day, run, field = forecast(date, state)
+    day, run, field = await resolve(date, state)
     etag = f'"run-{run.id}-point-{lat}-{lon}-{method}"'
     if (cached := not_modified(request, etag)) is not None:
         return cached
@@ -277,16 +373,25 @@ class PointsIn(BaseModel):
 
 
 @router.post("/forecasts/{date}/points", summary="Many coordinates at once")
-def post_points(date: str, body: PointsIn, state: StateDep) -> dict[str, Any]:
-    """The point lookup for up to 500 coordinates; points outside the grid get an error entry."""
-    day, run, field = forecast(date, state)
-    results = []
-    for p in body.points:
-        try:
-            results.append(point_body(state, day, run, field, p.lat, p.lon, body.method, p.id))
-        except Problem as exc:
-            results.append({"lat": p.lat, "lon": p.lon, "id": p.id, "error": exc.detail})
-    return {"run": run_meta(state, run), "count": len(results), "results": results}
+async def post_points(date: DatePath, body: PointsIn, state: StateDep) -> JSONResponse:
+    """The point lookup for up to 500 coordinates; points outside the grid get an error entry.
+
+    The body may have at most 1 MiB (``service.api.guard.MAX_BODY_BYTES``).
+    """
+    day, run, field = await resolve(date, state)
+
+    def answer() -> JSONResponse:
+        results = []
+        for p in body.points:
+            try:
+                results.append(point_body(state, day, run, field, p.lat, p.lon, body.method, p.id))
+            except Problem as exc:
+                results.append({"lat": p.lat, "lon": p.lon, "id": p.id, "error": exc.detail})
+        return JSONResponse(
+            {"run": run_meta(state, run), "count": len(results), "results": results}
+        )
+
+    return await anyio.to_thread.run_sync(answer, limiter=state.cpu_limiter)
 
 
 def station_rows(state: AppState, day: dt.date, field: F32) -> list[dict[str, Any]]:
@@ -312,8 +417,8 @@ def station_rows(state: AppState, day: dt.date, field: F32) -> list[dict[str, An
 
 
 @router.get("/forecasts/{date}/stations", summary="The forecast at every station")
-def get_stations_forecast(
-    date: str,
+async def get_stations_forecast(
+    date: DatePath,
     request: Request,
     state: StateDep,
     format: Annotated[Literal["json", "csv"], Query()] = "json",
@@ -329,27 +434,38 @@ def get_stations_forecast(
     time zone: ``h00_kst_ug_m3`` .. ``h23_kst_ug_m3`` are the hours 00:00-23:00 KST of the
     target date.
     """
-    day, run, field = forecast(date, state)
-    etag = f'"run-{run.id}-stations-{format}{"-bom" if format == "csv" and bom else ""}"'
+    day, run, field = await resolve(date, state)
+    bom = bom and format == "csv"
+    etag = f'"run-{run.id}-stations-{format}{"-bom" if bom else ""}"'
     if (cached := not_modified(request, etag)) is not None:
         return cached
-    rows = station_rows(state, day, field)
     headers = {"ETag": etag, "Cache-Control": CACHE_CONTROL, "X-Run-Id": str(run.id)}
     if format == "csv":
         headers["Content-Disposition"] = f'attachment; filename="pm25_stations_{day:%Y%m%d}.csv"'
-        return Response(
-            stations_csv(day, rows, bom=bom),
-            media_type="text/csv; charset=utf-8",
-            headers=headers,
-        )
-    body = {
-        "run": run_meta(state, run),
-        "valid_times": [t.isoformat() for t in valid_times_kst(day)],
-        "units": "ug/m3",
-        "count": len(rows),
-        "stations": rows,
-    }
-    return JSONResponse(body, headers=headers)
+    payload = await rendered(
+        state,
+        (run.id, "stations", format, bom),
+        lambda: stations_payload(state, day, run, field, format, bom),
+    )
+    return payload.response(request, headers)
+
+
+def stations_payload(
+    state: AppState, day: dt.date, run: Run, field: F32, format: str, bom: bool
+) -> Payload:
+    """The forecast at every station of one run, as CSV or JSON, rendered."""
+    rows = station_rows(state, day, field)
+    if format == "csv":
+        return Payload.of(stations_csv(day, rows, bom=bom), "text/csv; charset=utf-8")
+    return Payload.json(
+        {
+            "run": run_meta(state, run),
+            "valid_times": [t.isoformat() for t in valid_times_kst(day)],
+            "units": "ug/m3",
+            "count": len(rows),
+            "stations": rows,
+        }
+    )
 
 
 def stations_csv(day: dt.date, rows: list[dict[str, Any]], *, bom: bool) -> bytes:
@@ -389,8 +505,13 @@ def stations_csv(day: dt.date, rows: list[dict[str, Any]], *, bom: bool) -> byte
 
 
 @router.get("/stations", summary="The AirKorea station catalogue")
-def get_stations(state: StateDep) -> dict[str, Any]:
+async def get_stations(request: Request, state: StateDep) -> Response:
     """All 657 stations, with whether each lies inside the forecast grid and its cell."""
+    payload = await rendered(state, "stations", lambda: catalogue_payload(state))
+    return payload.response(request, {"Cache-Control": CACHE_CONTROL})
+
+
+def catalogue_payload(state: AppState) -> Payload:
     out = []
     for st in state.stations:
         cell = state.station_cells.get(st.code or st.name)
@@ -407,21 +528,33 @@ def get_stations(state: StateDep) -> dict[str, Any]:
                 "cell": {"row": cell[0], "col": cell[1]} if cell else None,
             }
         )
-    return {
-        "count": len(out),
-        "source": "AirKorea (Korea Environment Corporation) open data",
-        "stations": out,
-    }
+    return Payload.json(
+        {
+            "count": len(out),
+            "source": "AirKorea (Korea Environment Corporation) open data",
+            "stations": out,
+        }
+    )
 
 
 @router.get("/stations/{code}/forecast", summary="The forecast at one station")
 def get_station_forecast(
-    code: str, state: StateDep, date: Annotated[str, Query()] = "latest"
+    code: Annotated[
+        str, Path(max_length=64, description="6-digit code, or the name of a station without")
+    ],
+    state: StateDep,
+    date: Annotated[
+        str,
+        Query(
+            max_length=10,
+            description="YYYY-MM-DD (a KST day), 'today' or 'tomorrow' (KST), or 'latest'",
+        ),
+    ] = "latest",
 ) -> dict[str, Any]:
     """The forecast at a station by its 6-digit code (or its name, for stations without one)."""
     station = next((s for s in state.stations if code in (s.code, s.name)), None)
     if station is None:
-        raise Problem(404, "Unknown station", f"no station with code or name {code!r}")
+        raise Problem(404, "Unknown station", f"no station with code or name {clip(code)!r}")
     if state.station_cells.get(station.code or station.name) is None:
         raise Problem(422, "Outside the grid", f"station {code} lies outside the forecast grid")
     day, run, field = forecast(date, state)

@@ -1,16 +1,23 @@
-"""Operations routes: liveness, readiness, Prometheus metrics."""
+"""Operations routes: liveness, readiness, Prometheus metrics.
+
+Liveness and readiness answer in milliseconds under any load: both run on the event loop,
+which the other routes keep free (see :mod:`service.api.forecasts`); readiness asks the
+database in a thread of its own at most once a second and shares the answer.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import time
 
+import anyio
 from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from service import __version__
-from service.api.deps import Problem, StateDep
+from service.api.deps import AppState, Problem, StateDep
 from service.api.schemas import Health, Ready
 from service.storage import repository as repo
 from service.storage.tables import Run, RunStatus
@@ -18,21 +25,57 @@ from service.storage.tables import Run, RunStatus
 router = APIRouter(tags=["operations"])
 
 
+#: How long a readiness answer is reused (a burst of probes costs one database query).
+READY_CACHE_S = 1.0
+#: How long readiness waits for the database before it says not ready.
+READY_TIMEOUT_S = 5.0
+HEALTH = Health(status="ok", version=__version__)
+
+
 @router.get("/v1/health", summary="Liveness")
-def health() -> Health:
-    return Health(status="ok", version=__version__)
+async def health() -> Health:
+    """The process answers (nothing else is checked: no database, no disk)."""
+    return HEALTH
 
 
 @router.get("/v1/ready", summary="Readiness: the database answers")
-def ready(state: StateDep) -> Ready:
+async def ready(state: StateDep) -> Ready:
+    """Ready when the database answered ``SELECT 1`` within the last second."""
+    error = await readiness(state)
+    if error is not None:
+        raise Problem(
+            503,
+            "Not ready",
+            f"the database is unreachable ({error})",
+            headers={"Retry-After": "1"},
+        )
+    return Ready(status="ready")
+
+
+async def readiness(state: AppState) -> str | None:
+    """None when the database answers, else the error's class name (cached one second)."""
+    if state.ready[0] > time.monotonic():
+        return state.ready[1]
+    async with state.ready_lock:
+        if state.ready[0] > time.monotonic():  # another probe asked meanwhile
+            return state.ready[1]
+        error: str | None = "timed out"
+        with anyio.move_on_after(READY_TIMEOUT_S):
+            # its own limiter: never queued behind busy routes in the default thread pool
+            error = await anyio.to_thread.run_sync(
+                _ping, state, limiter=state.ready_limiter, abandon_on_cancel=True
+            )
+        state.ready = (time.monotonic() + READY_CACHE_S, error)
+        return error
+
+
+def _ping(state: AppState) -> str | None:
     try:
         with state.sessions() as s:
             s.execute(text("SELECT 1"))
     except SQLAlchemyError as exc:
-        raise Problem(
-            503, "Not ready", f"the database is unreachable ({type(exc).__name__})"
-        ) from None
-    return Ready(status="ready")
+        return type(exc).__name__
+    return None
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import threading
 from functools import lru_cache
 from typing import Any
 
@@ -26,12 +27,22 @@ GRADE_RANGES = ("0-15", "16-35", "36-75", ">= 76")
 #: with their romanised Korean names (no tofu boxes).
 HANGUL_FONTS = ("NanumGothic", "Noto Sans CJK KR", "Noto Sans KR", "Malgun Gothic",
                 "Apple SD Gothic Neo", "AppleGothic", "UnDotum")  # fmt: skip
+#: netCDF4 releases the GIL inside the HDF5 library, which is not thread-safe: two threads
+#: writing files at once crash the process. One file at a time.
+NETCDF_LOCK = threading.Lock()
 
 
 def to_netcdf(
     field: F32, hours: list[int], valid: list[dt.datetime], grid: Grid, meta: dict[str, Any]
 ) -> bytes:
     """A CF-1.8 netCDF-4 file of the field, with the Lambert grid mapping and 2-D lat/lon."""
+    with NETCDF_LOCK:
+        return _netcdf_bytes(field, hours, valid, grid, meta)
+
+
+def _netcdf_bytes(
+    field: F32, hours: list[int], valid: list[dt.datetime], grid: Grid, meta: dict[str, Any]
+) -> bytes:
     s = grid.spec
     ds = netCDF4.Dataset("forecast.nc", "w", format="NETCDF4", memory=1 << 20)
     ds.createDimension("time", len(hours))

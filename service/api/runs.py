@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-import hmac
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query
 from fastapi.responses import JSONResponse
 
-from service.api.deps import Problem, StateDep, parse_date
+from service.api.auth import require_admin
+from service.api.deps import DatePath, IsoDate, Problem, StateDep, parse_date
 from service.api.schemas import (
     DayStatus,
     LastSuccess,
@@ -37,8 +37,8 @@ def list_runs(
         Literal["pending", "waiting_for_inputs", "running", "succeeded", "failed", "late"] | None,
         Query(),
     ] = None,
-    from_: Annotated[dt.date | None, Query(alias="from")] = None,
-    to: Annotated[dt.date | None, Query()] = None,
+    from_: Annotated[IsoDate | None, Query(alias="from", description="YYYY-MM-DD")] = None,
+    to: Annotated[IsoDate | None, Query(description="YYYY-MM-DD")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> RunList:
@@ -63,7 +63,7 @@ def latest_run(state: StateDep) -> RunInfo:
 
 
 @router.get("/runs/{date}", summary="The runs of one target date")
-def runs_of_date(date: str, state: StateDep) -> RunsOfDate:
+def runs_of_date(date: DatePath, state: StateDep) -> RunsOfDate:
     """The published run of the date (if any) and every attempt, oldest first."""
     day = parse_date(date, state)
     with state.sessions() as s:
@@ -141,18 +141,14 @@ def status(state: StateDep) -> Status:
 
 @router.post("/runs/{date}", status_code=202, summary="Start or re-run a date (admin)")
 def start_run(
-    date: str, state: StateDep, authorization: Annotated[str | None, Header()] = None
+    date: DatePath, state: StateDep, authorization: Annotated[str | None, Header()] = None
 ) -> JSONResponse:
     """Queue a run of ``date``; the scheduler process picks it up at its next tick.
 
-    Requires ``Authorization: Bearer <PM25_ADMIN_TOKEN>``.
+    Requires ``Authorization: Bearer <PM25_ADMIN_TOKEN>``; anything else is answered 401
+    with ``WWW-Authenticate: Bearer``.
     """
-    token = state.settings.admin_token.get_secret_value()
-    given = (authorization or "").removeprefix("Bearer ").strip()
-    if not token or not hmac.compare_digest(given.encode(), token.encode()):
-        raise Problem(
-            401, "Unauthorized", "a valid admin token is required (Authorization: Bearer ...)"
-        )
+    require_admin(authorization, state.settings)
     day = parse_date(date, state)
     with transaction(state.sessions) as s:
         runs = repo.runs_for_date(s, day)

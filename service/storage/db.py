@@ -11,8 +11,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from pydantic import SecretStr
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -26,9 +28,29 @@ def normalise_url(url: str) -> str:
     return u.render_as_string(hide_password=False)
 
 
-def redact(url: str) -> str:
-    """The URL with its password hidden, for logs and messages."""
-    return make_url(url).render_as_string(hide_password=True)
+def redact(url: str | SecretStr) -> str:
+    """The URL with its password hidden, for logs and messages.
+
+    Accepts the settings' :class:`~pydantic.SecretStr` as it is, so callers need not
+    unwrap the secret only to hide it again.
+    """
+    if isinstance(url, SecretStr):
+        url = url.get_secret_value()
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparseable database URL>"
+
+
+def redact_text(text: str, url: str | SecretStr) -> str:
+    """``text`` (an error message) with the password of ``url`` blanked wherever it appears."""
+    if isinstance(url, SecretStr):
+        url = url.get_secret_value()
+    try:
+        password = make_url(url).password
+    except ArgumentError:
+        return text
+    return text.replace(str(password), "***") if password else text
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
