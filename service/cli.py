@@ -40,6 +40,23 @@ class DateType(click.ParamType):
 DATE = DateType()
 
 
+def _require_tensorflow() -> None:
+    """Stop in one line when a command runs the model and the ``ml`` extra is not installed.
+
+    Without this check the daily run would quietly publish CMAQ's own PM2.5 (the fallback for
+    a model that cannot run), and training would end in an ImportError's traceback.
+    """
+    import importlib
+
+    try:
+        importlib.import_module("keras")  # imports its backend, TensorFlow by default
+    except ImportError as exc:
+        raise click.ClickException(
+            f"this command runs the model, which needs TensorFlow ({exc}): "
+            "pip install 'pm25-forecast[ml]' (in a clone: pip install -e '.[ml]')"
+        ) from None
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="pm25")
 @click.option("-v", "--verbose", is_flag=True, help="Log debug messages.")
@@ -198,6 +215,7 @@ def train(
     synthetic: bool,
 ) -> None:
     """Train a ConvLSTM case on an archive the paper's way; write a self-describing artifact."""
+    _require_tensorflow()
     from service.forecast.training import train_from_archive
 
     card = train_from_archive(
@@ -255,6 +273,7 @@ def evaluate(
     record: bool,
 ) -> None:
     """Score models and raw CMAQ against the analysis with the paper's metrics; write a report."""
+    _require_tensorflow()
     from service.forecast.training import evaluate_on_archive
     from service.settings import get_settings
 
@@ -289,6 +308,7 @@ def migrate() -> None:
 @click.option("--date", "date", type=DATE, required=True, help="Target day D (KST).")
 def run(date: dt.date) -> None:
     """Run the pipeline once for target date DATE (idempotent)."""
+    _require_tensorflow()
     from service.jobs import run_daily_forecast
 
     settings, sessions = _pipeline()
@@ -313,6 +333,7 @@ def backfill(start: dt.date, end: dt.date) -> None:
 
     if end < start:
         raise click.BadParameter(f"--end {end} is before --start {start}")
+    _require_tensorflow()
     settings, sessions = _pipeline()
     dates = [start + dt.timedelta(days=k) for k in range((end - start).days + 1)]
     failed = []
@@ -335,6 +356,7 @@ def backfill(start: dt.date, end: dt.date) -> None:
 @main.command()
 def scheduler() -> None:
     """The long-running scheduler process (one leader per database)."""
+    _require_tensorflow()
     from service.scheduler import Scheduler
     from service.settings import get_settings
 
@@ -384,9 +406,57 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
 )
 def demo(days: int, port: int, folder: Path, serve: bool) -> None:
     """The whole service on embedded defaults, with SYNTHETIC inputs, in one command."""
+    _require_tensorflow()
     from service.demo import run_demo
 
     run_demo(folder, days=days, port=port, serve=serve)
+
+
+@main.command()
+@click.argument("component", type=click.Choice(["scheduler"]))
+@click.option(
+    "--max-age",
+    type=click.IntRange(min=1),
+    default=120,
+    show_default=True,
+    help="Seconds; the scheduler beats every 30 s.",
+)
+def health(component: str, max_age: int) -> None:
+    """Exit 0 if COMPONENT wrote a heartbeat in the last MAX_AGE seconds; else 1, in one line.
+
+    The container health check of the scheduler: it reads the heartbeat the process writes to
+    the database, so it needs no process tools in the image and never imports TensorFlow.
+    """
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from service.settings import get_settings
+    from service.storage import repository as repo
+    from service.storage.db import make_engine, redact, session_factory
+
+    url = get_settings().database_url
+    engine = make_engine(url)
+    try:
+        with session_factory(engine)() as session:
+            beat = repo.last_beat(session, component)
+    except SQLAlchemyError as exc:
+        raise click.ClickException(
+            f"{component} unhealthy: database {redact(url)} unavailable ({type(exc).__name__})"
+        ) from None
+    finally:
+        engine.dispose()
+    if beat is None:
+        raise click.ClickException(f"{component} unhealthy: no heartbeat in {redact(url)}")
+    age = (repo.now() - beat.seen_at).total_seconds()
+    if age > max_age:
+        raise click.ClickException(
+            f"{component} unhealthy: last heartbeat {age:.0f} s ago "
+            f"({beat.seen_at:%Y-%m-%d %H:%M:%S} UTC), more than {max_age} s"
+        )
+    info = beat.info or {}
+    role = "leader" if info.get("leader") else "standby"
+    click.echo(
+        f"{component} healthy: last heartbeat {age:.0f} s ago ({info.get('worker', '?')}, {role})"
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover
