@@ -1,8 +1,10 @@
 PY ?= python3.11
 VENV ?= .venv
 BIN = $(VENV)/bin
+# The PseudoNetCDF check runs in an environment of its own (see tests/test_pseudonetcdf.py).
+PNC_VENV ?= .venv-pnc
 
-.PHONY: install lint format test test-all bench clean
+.PHONY: install lint format test test-all test-pnc bench clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -19,11 +21,18 @@ format:
 	$(BIN)/ruff format service models tests bench
 	$(BIN)/ruff check --fix service models tests bench
 
+# Fast: everything but the slow tests (training, twin archives, processes loading TensorFlow).
 test:
 	$(BIN)/python -m pytest -q
 
+# Everything the main environment runs, as CI does (.ci/run).
 test-all:
 	$(BIN)/python -m pytest -q --run-slow
+
+test-pnc:
+	$(PY) -m venv $(PNC_VENV)
+	$(PNC_VENV)/bin/pip install -e '.[pnc]'
+	$(PNC_VENV)/bin/python -m pytest -q --run-pseudonetcdf tests/test_pseudonetcdf.py
 
 bench:
 	$(BIN)/python bench/run.py

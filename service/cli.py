@@ -39,6 +39,23 @@ class DateType(click.ParamType):
 DATE = DateType()
 
 
+def _require_tensorflow() -> None:
+    """Stop in one line when a command runs the model and the ``ml`` extra is not installed.
+
+    Without this check the daily run would quietly publish CMAQ's own PM2.5 (the fallback for
+    a model that cannot run), and training would end in an ImportError's traceback.
+    """
+    import importlib
+
+    try:
+        importlib.import_module("keras")  # imports its backend, TensorFlow by default
+    except ImportError as exc:
+        raise click.ClickException(
+            f"this command runs the model, which needs TensorFlow ({exc}): "
+            "pip install 'pm25-forecast[ml]' (in a clone: pip install -e '.[ml]')"
+        ) from None
+
+
 def operational_message(exc: BaseException) -> str | None:
     """One clear line for an operational error (database, schema, settings, token), or None.
 
@@ -263,6 +280,7 @@ def train(
     synthetic: bool,
 ) -> None:
     """Train a ConvLSTM case on an archive the paper's way; write a self-describing artifact."""
+    _require_tensorflow()
     from service.training.workflow import train_from_archive
 
     card = train_from_archive(
@@ -320,6 +338,7 @@ def evaluate(
     record: bool,
 ) -> None:
     """Score models and raw CMAQ against the analysis with the paper's metrics; write a report."""
+    _require_tensorflow()
     from service.settings import get_settings
     from service.training.workflow import evaluate_on_archive
 
@@ -397,6 +416,7 @@ def migrate() -> None:
 )
 def run(date: dt.date, wait: bool) -> None:
     """Run the pipeline once for target date DATE (idempotent)."""
+    _require_tensorflow()
     from service.jobs import run_daily_forecast
 
     settings, sessions = _pipeline()
@@ -423,6 +443,7 @@ def backfill(start: dt.date, end: dt.date) -> None:
 
     if end < start:
         raise click.BadParameter(f"--end {end} is before --start {start}")
+    _require_tensorflow()
     settings, sessions = _pipeline()
     dates = [start + dt.timedelta(days=k) for k in range((end - start).days + 1)]
     failed = []
@@ -445,6 +466,7 @@ def backfill(start: dt.date, end: dt.date) -> None:
 @main.command()
 def scheduler() -> None:
     """The long-running scheduler process (one leader per database)."""
+    _require_tensorflow()
     from service.scheduler import Scheduler
     from service.settings import get_settings
 
@@ -504,6 +526,7 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
 )
 def demo(days: int, port: int, folder: Path, serve: bool) -> None:
     """The whole service on embedded defaults, with SYNTHETIC inputs, in one command."""
+    _require_tensorflow()
     from service.demo import run_demo
 
     run_demo(folder, days=days, port=port, serve=serve)
@@ -601,6 +624,54 @@ def _verification_report(
     command = "pm25 " + " ".join(sys.argv[1:])
     path = write_report(Period(days), out, models=models, synthetic=synthetic, commands=[command])
     click.echo(f"report written to {path}")
+
+
+@main.command()
+@click.argument("component", type=click.Choice(["scheduler"]))
+@click.option(
+    "--max-age",
+    type=click.IntRange(min=1),
+    default=120,
+    show_default=True,
+    help="Seconds; the scheduler beats every 30 s.",
+)
+def health(component: str, max_age: int) -> None:
+    """Exit 0 if COMPONENT wrote a heartbeat in the last MAX_AGE seconds; else 1, in one line.
+
+    The container health check of the scheduler: it reads the heartbeat the process writes to
+    the database, so it needs no process tools in the image and never imports TensorFlow.
+    """
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from service.settings import get_settings
+    from service.storage import repository as repo
+    from service.storage.db import make_engine, redact, session_factory
+    from service.timeaxis import kst_iso
+
+    url = get_settings().database_url.get_secret_value()
+    engine = make_engine(url)
+    try:
+        with session_factory(engine)() as session:
+            beat = repo.last_beat(session, component)
+    except SQLAlchemyError as exc:
+        raise click.ClickException(
+            f"{component} unhealthy: database {redact(url)} unavailable ({type(exc).__name__})"
+        ) from None
+    finally:
+        engine.dispose()
+    if beat is None:
+        raise click.ClickException(f"{component} unhealthy: no heartbeat in {redact(url)}")
+    age = (repo.now() - beat.seen_at).total_seconds()
+    if age > max_age:
+        raise click.ClickException(
+            f"{component} unhealthy: last heartbeat {age:.0f} s ago "
+            f"({kst_iso(beat.seen_at)}), more than {max_age} s"
+        )
+    info = beat.info or {}
+    role = "leader" if info.get("leader") else "standby"
+    click.echo(
+        f"{component} healthy: last heartbeat {age:.0f} s ago ({info.get('worker', '?')}, {role})"
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 from pathlib import Path
 
 import pytest
@@ -15,17 +16,34 @@ SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 DAY = dt.date(2024, 1, 9)
 
 
+POSTGRES_ENV = "PM25_TEST_POSTGRES_URL"
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--run-slow", action="store_true", help="run slow tests too")
+    parser.addoption(
+        "--run-pseudonetcdf",
+        action="store_true",
+        help="run the PseudoNetCDF check (in its own environment: make test-pnc)",
+    )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if config.getoption("--run-slow"):
-        return
-    skip = pytest.mark.skip(reason="slow: run with --run-slow")
+    """Skip, each with its reason: slow tests without --run-slow, PostgreSQL tests without a
+    server, and the PseudoNetCDF check outside its own environment."""
+    skips = {
+        "slow": None if config.getoption("--run-slow") else "slow: run with --run-slow",
+        "postgres": None
+        if os.environ.get(POSTGRES_ENV)
+        else f"no PostgreSQL configured: set {POSTGRES_ENV} (CI does)",
+        "pseudonetcdf": None
+        if config.getoption("--run-pseudonetcdf")
+        else "the independent PseudoNetCDF check runs in its own environment: make test-pnc",
+    }
     for item in items:
-        if "slow" in item.keywords:
-            item.add_marker(skip)
+        for marker, reason in skips.items():
+            if reason and marker in item.keywords:
+                item.add_marker(pytest.mark.skip(reason=reason))
 
 
 @pytest.fixture(scope="session")
@@ -52,8 +70,6 @@ def shared_data() -> Path:
 
 def train_tiny(root: Path, n_days: int, epochs: int, validation_split: float = 0.2) -> Path:
     """Train a real Case 3 artifact (2 filters) on ``n_days`` sample days; return its path."""
-    import os
-
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from models.train import TrainConfig
     from service.training.dataset import build_dataset
@@ -107,19 +123,23 @@ def _reset_postgres(url: str) -> None:
     engine.dispose()
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A migrated, empty database: SQLite in a temporary folder, or the real PostgreSQL."""
-    import os
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def empty_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database (no schema): SQLite in a temporary folder, or the real PostgreSQL.
 
+    The PostgreSQL case carries the ``postgres`` marker, so it is skipped without a server.
+    """
+    if request.param == "postgres":
+        url = os.environ[POSTGRES_ENV]
+        _reset_postgres(url)
+        return url
+    return f"sqlite:///{tmp_path}/pm25.sqlite"
+
+
+@pytest.fixture
+def db_url(empty_db_url: str) -> str:
+    """A migrated, empty database: SQLite in a temporary folder, or the real PostgreSQL."""
     from service.storage.migrate import upgrade
 
-    if request.param == "postgres":
-        url = os.environ.get("PM25_TEST_POSTGRES_URL")
-        if not url:
-            pytest.skip("no PostgreSQL configured: set PM25_TEST_POSTGRES_URL (CI does)")
-        _reset_postgres(url)
-    else:
-        url = f"sqlite:///{tmp_path}/pm25.sqlite"
-    upgrade(url)
-    return url
+    upgrade(empty_db_url)
+    return empty_db_url

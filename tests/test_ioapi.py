@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-import warnings
 from pathlib import Path
 
 import netCDF4
 import numpy as np
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -59,26 +57,6 @@ def test_written_header_has_ioapi_names_and_types(sample_day: SampleDay) -> None
     g = header.grid
     assert (g.ncols, g.nrows, g.xorig, g.yorig) == (67, 82, -180000, -585000)
     assert header.var_list == ("CO", "SO2", "O3", "NO2", "PM10", "PM2_5")
-
-
-def test_independent_reader_pseudonetcdf_agrees(sample_day: SampleDay) -> None:
-    pnc = pytest.importorskip("PseudoNetCDF")
-    path: Path = sample_day.cmaq[0]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        f = pnc.pncopen(str(path), format="ioapi")
-        times = list(f.getTimes())
-        proj = f.getproj(withgrid=True)
-        col, row = proj(126.978, 37.5665)
-        pm = np.asarray(f.variables["PM2_5"][:])
-        units = f.variables["PM2_5"].units.strip()
-    assert times[0] == dt.datetime(2024, 1, 8, 15, tzinfo=dt.UTC)
-    assert times[-1] == dt.datetime(2024, 1, 9, 14, tzinfo=dt.UTC)
-    # pseudonetcdf counts from the parent grid's corner; the service grid starts 4 cols, 7 rows in.
-    assert (int(col) - 4, int(row) - 7) == (25, 52)
-    with netCDF4.Dataset(path) as ds:
-        np.testing.assert_array_equal(pm, ds.variables["PM2_5"][:])
-    assert units == "ug/m**3"
 
 
 def test_the_written_layout_passes_its_own_checks(sample_day: SampleDay) -> None:

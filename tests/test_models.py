@@ -10,18 +10,19 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 
 from models.artifact import LoadedModel, ModelArtifactError
 from models.convlstm import build_model
-from models.metrics import rmse_by_hour, spatial_rmse_by_hour
+from models.metrics import rmse_by_hour, score, spatial_rmse_by_hour
 from models.scaling import MinMax
 from service.features import FEATURE_NAMES
 from service.grid import Grid
 from service.settings import GridSpec
 from service.twin.sample import write_sample_day
 
-from .conftest import train_tiny
+from .conftest import DAY
 
 PAPER_ACTIVATIONS = {
     1: ("tanh", "tanh"),
@@ -81,77 +82,151 @@ def test_metrics_follow_the_papers_definitions() -> None:
     assert s[5] == pytest.approx((2.0 + np.sqrt(9 / 9)) / 2)
 
 
-@pytest.fixture(scope="module")
-def tiny_artifact(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    root = tmp_path_factory.mktemp("train")
-    return train_tiny(root, 4, 2), root
-
-
-def test_tiny_training_run_writes_a_self_describing_artifact(
-    tiny_artifact: tuple[Path, Path],
-) -> None:
-    path, _ = tiny_artifact
-    card = json.loads((path.parent / "card.json").read_text())
+def test_tiny_training_run_writes_a_self_describing_artifact(tiny_model: Path) -> None:
+    card = json.loads((tiny_model.parent / "card.json").read_text())
     assert card["case"] == 3 and card["synthetic"] is True and "SYNTHETIC" in card["data_source"]
     assert [f["name"] for f in card["features"]] == list(FEATURE_NAMES)
     assert card["features"][0]["unit"] == "ppm" and card["grid"]["ncols"] == 59
-    assert len(card["input_scaling"]["min"]) == 12 and card["training"]["epochs_run"] == 2
+    assert len(card["input_scaling"]["min"]) == 12 and card["training"]["epochs_run"] == 1
     assert card["training"]["period_start"] == "2024-01-09"
+    assert card["training"]["period_end"] == "2024-01-10" and card["training"]["samples"] == 2
     assert "keras" in card["library_versions"]
-    assert (path.parent / "history.json").is_file()
+    assert (tiny_model.parent / "history.json").is_file()
 
 
-def test_loaded_model_forecasts_non_negative_pm25(tiny_artifact: tuple[Path, Path]) -> None:
-    path, root = tiny_artifact
-    model = LoadedModel(path, list(FEATURE_NAMES), Grid(GridSpec()).describe())
-    x = np.load(root / "cache" / "X.npy", mmap_mode="r")[0]
-    out = model.predict(x)
+@pytest.fixture(scope="module")
+def shipped() -> LoadedModel:
+    """The shipped Case 3, loaded the way the service loads it (checksum and card checked)."""
+    from service.settings import Settings
+
+    return LoadedModel(Settings().model_path, list(FEATURE_NAMES), Grid(GridSpec()).describe())
+
+
+@pytest.fixture(scope="module")
+def sample_tensor(tmp_path_factory: pytest.TempPathFactory) -> npt.NDArray[np.float32]:
+    from service.forecast.tensor import assemble_inputs
+    from service.settings import Settings
+
+    inbox = tmp_path_factory.mktemp("inbox")
+    write_sample_day(inbox, DAY, GridSpec())
+    return assemble_inputs(DAY, Settings(inbox=inbox)).tensor
+
+
+def _network(model: LoadedModel, scaled: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """The bare network's output on already scaled inputs, in the card's PM2.5 units."""
+    lo, hi = model.card.target_scaling["min"][0], model.card.target_scaling["max"][0]
+    raw = np.asarray(model.model(scaled[None], training=False))[0, ..., 0]
+    return (raw * (hi - lo) + lo).astype(np.float32)
+
+
+# Mean absolute change of the shipped model's forecast (ug/m3; the forecast's mean is 10.0) on
+# the sample day, measured with Keras 3.15 on TensorFlow 2.20 (CPU): feeding unscaled inputs
+# 185.9; swapping pm25/pm10 1.19, temperature/humidity 9.99, co/no2 5.16. The thresholds are
+# a quarter of that.
+UNSCALED_DIFF = 45.0
+
+
+def test_predict_scales_the_inputs_with_the_cards_ranges(
+    shipped: LoadedModel, sample_tensor: npt.NDArray[np.float32]
+) -> None:
+    lo = np.asarray(shipped.card.input_scaling["min"], np.float32)
+    hi = np.asarray(shipped.card.input_scaling["max"], np.float32)
+    out = shipped.predict(sample_tensor)
     assert out.shape == (24, 68, 59) and out.dtype == np.float32
-    assert np.isfinite(out).all() and out.min() >= 0.0  # Case 3: ReLU output, min-max target
+    expected = _network(shipped, (sample_tensor - lo) / (hi - lo))
+    np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-3)
+    # Without the scaling the forecast is another one entirely: the check above can fail.
+    assert float(np.abs(_network(shipped, sample_tensor) - out).mean()) > UNSCALED_DIFF
 
 
-def test_changed_weights_are_refused(tiny_artifact: tuple[Path, Path], tmp_path: Path) -> None:
-    path, _ = tiny_artifact
-    (tmp_path / "model.keras").write_bytes(path.read_bytes() + b"x")
-    (tmp_path / "card.json").write_bytes((path.parent / "card.json").read_bytes())
+@pytest.mark.parametrize(
+    "a, b, least", [("pm25", "pm10", 0.3), ("temperature", "humidity", 2.5), ("co", "no2", 1.3)]
+)
+def test_the_forecast_depends_on_the_channel_order(
+    shipped: LoadedModel, sample_tensor: npt.NDArray[np.float32], a: str, b: str, least: float
+) -> None:
+    """Two channels swapped give another forecast: the card's feature order must be checked."""
+    i, j = FEATURE_NAMES.index(a), FEATURE_NAMES.index(b)
+    swapped = sample_tensor.copy()
+    swapped[..., [i, j]] = sample_tensor[..., [j, i]]
+    diff = float(np.abs(shipped.predict(swapped) - shipped.predict(sample_tensor)).mean())
+    assert diff > least, (a, b, diff)
+
+
+def test_predict_refuses_a_tensor_of_the_wrong_shape(
+    shipped: LoadedModel, sample_tensor: npt.NDArray[np.float32]
+) -> None:
+    for bad in (sample_tensor[..., :11], sample_tensor[:, :67], sample_tensor[:23]):
+        with pytest.raises(ModelArtifactError, match="does not match the card's"):
+            shipped.predict(bad)
+    batch = shipped.predict(np.stack([sample_tensor, sample_tensor[::-1]]))
+    assert batch.shape == (2, 24, 68, 59)
+    np.testing.assert_allclose(batch[0], shipped.predict(sample_tensor), rtol=1e-4, atol=1e-3)
+
+
+def test_changed_weights_are_refused(tiny_model: Path, tmp_path: Path) -> None:
+    (tmp_path / "model.keras").write_bytes(tiny_model.read_bytes() + b"x")
+    (tmp_path / "card.json").write_bytes((tiny_model.parent / "card.json").read_bytes())
     with pytest.raises(ModelArtifactError, match="does not match the card"):
         LoadedModel(tmp_path / "model.keras")
 
 
-def test_mismatched_features_and_grid_are_refused(tiny_artifact: tuple[Path, Path]) -> None:
-    path, _ = tiny_artifact
+def test_mismatched_features_and_grid_are_refused(tiny_model: Path) -> None:
     swapped = list(FEATURE_NAMES)
     swapped[0], swapped[1] = swapped[1], swapped[0]
     with pytest.raises(ModelArtifactError, match="expects features"):
-        LoadedModel(path, swapped)
+        LoadedModel(tiny_model, swapped)
     with pytest.raises(ModelArtifactError, match="another grid.*ncols: card 59, service 60"):
-        LoadedModel(path, list(FEATURE_NAMES), Grid(GridSpec(ncols=60)).describe())
+        LoadedModel(tiny_model, list(FEATURE_NAMES), Grid(GridSpec(ncols=60)).describe())
 
 
-def test_missing_card_is_refused(tiny_artifact: tuple[Path, Path], tmp_path: Path) -> None:
-    path, _ = tiny_artifact
-    (tmp_path / "model.keras").write_bytes(path.read_bytes())
+def test_missing_card_is_refused(tiny_model: Path, tmp_path: Path) -> None:
+    (tmp_path / "model.keras").write_bytes(tiny_model.read_bytes())
     with pytest.raises(ModelArtifactError, match="model card not found"):
         LoadedModel(tmp_path / "model.keras")
 
 
-def test_the_shipped_case3_loads_and_forecasts_a_day(tmp_path: Path) -> None:
-    """A fresh clone forecasts without training: the artifact matches its card."""
-    from service.forecast.model import load_forecaster
-    from service.forecast.tensor import assemble_inputs
+# The shipped Case 3 against raw CMAQ on one week of the twin's test year: seed 0, the world it
+# was trained on (2019-2021), in 2022, which it never saw; one simulation block, so the week is
+# written in one go. Metric: the card's, mean hourly RMSE against the analysis; the numbers are
+# its reduction below raw CMAQ's, measured with Keras 3.15 on TensorFlow 2.20 (CPU).
+#   This week (2022-01-17..23): seed 0 45.5% (RMSE 11.12 vs CMAQ's 20.41); the same week of
+#   seeds 1-5: 82.3, 33.8, 50.0, 32.9, 51.1%.
+#   Other weeks, seeds 0/1/2: Apr 11-17 -27.6/58.1/10.5%, Jul 11-17 60.8/42.6/0.9%, Oct 10-16
+#   46.2/5.4/67.8%; one day a month (12 days, pooled RMSE), seeds 0-3: 15.3/37.9/8.1/29.6%;
+#   single days from -351% to +92%. The card: 44.3% over the whole of 2022 (seed 0).
+#   Broken on this week (seed 0): temperature/humidity swapped -60.4%, co/no2 swapped -45.0%,
+#   inputs unscaled -761%. (pm25/pm10 swapped: 45.0%, which only the card's order check catches.)
+# Skill moves a lot from week to week, so the test holds one week that every seed measured
+# finds well above CMAQ, and asks for 25%: 8 points below the lowest seed, 20 below seed 0.
+SKILL_WEEK = [dt.date(2022, 1, 17) + dt.timedelta(days=k) for k in range(7)]
+MIN_RMSE_REDUCTION_PERCENT = 25.0
+
+
+@pytest.mark.slow
+def test_the_shipped_case3_beats_raw_cmaq_on_a_test_week(
+    shipped: LoadedModel, tmp_path: Path
+) -> None:
+    from service.forecast.tensor import assemble_inputs, load_truth
     from service.settings import Settings
+    from service.twin.archive import generate
 
-    settings = Settings()
-    card = json.loads((settings.model_path.parent / "card.json").read_text())
-    assert card["case"] == 3 and card["synthetic"] is True and card["training"]["filters"] == 36
-    assert card["metrics"]["rmse_reduction_percent"] >= 15.0
-    model = load_forecaster(str(settings.model_path), settings.grid)
-    write_sample_day(tmp_path, dt.date(2024, 1, 9), GridSpec())
-    out = model.predict(assemble_inputs(dt.date(2024, 1, 9), Settings(inbox=tmp_path)).tensor)
-    assert out.shape == (24, 68, 59) and np.isfinite(out).all() and out.min() >= 0.0
-    assert 0.5 < float(out.mean()) < 200.0
+    assert dt.date.fromisoformat(shipped.card.training["period_end"]) < SKILL_WEEK[0]
+    generate(GridSpec(), SKILL_WEEK[0], SKILL_WEEK[-1], tmp_path, seed=0, progress=False)
+    settings = Settings(inbox=tmp_path)
+    inputs = [assemble_inputs(day, settings).tensor for day in SKILL_WEEK]
+    truth = np.stack([load_truth(day, settings).data["pm25"].values for day in SKILL_WEEK])
+    forecast = np.stack([shipped.predict(x) for x in inputs])
+    cmaq = np.stack([x[..., FEATURE_NAMES.index("pm25")] for x in inputs])
+    skill = score(forecast, truth, baseline=cmaq)
+    cmaq_rmse = skill["rmse_mean"] + skill["improvement_rmse"]
+    assert skill["rmse_reduction_percent"] >= MIN_RMSE_REDUCTION_PERCENT, (
+        f"RMSE {skill['rmse_mean']:.2f} against raw CMAQ's {cmaq_rmse:.2f}: "
+        f"{skill['rmse_reduction_percent']:.1f}% lower, expected >= {MIN_RMSE_REDUCTION_PERCENT}%"
+    )
 
 
+@pytest.mark.slow
 def test_cli_train_and_evaluate_on_an_archive(tmp_path: Path) -> None:
     """`pm25 train` and `pm25 evaluate` end to end on a five-day archive with a tiny model."""
     from click.testing import CliRunner

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 import warnings
 from pathlib import Path
 
@@ -32,6 +33,8 @@ def _digests(folder: Path) -> dict[str, str]:
     }
 
 
+# Writing twin days takes seconds each (a simulation block with its spin-up): the tests that
+# need an archive are marked slow.
 @pytest.fixture(scope="module")
 def archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("twin")
@@ -39,6 +42,7 @@ def archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_archive_is_an_inbox_the_readers_accept(archive: Path) -> None:
     settings = Settings(inbox=archive)
     inputs = assemble_inputs(DAY, settings)
@@ -49,6 +53,7 @@ def test_archive_is_an_inbox_the_readers_accept(archive: Path) -> None:
     assert {f.kind for f in inputs.files} == {"cmaq", "wrf"}
 
 
+@pytest.mark.slow
 def test_files_are_labelled_synthetic(archive: Path) -> None:
     cmaq = next((archive / "cmaq").rglob("*.nc"))
     wrf = next((archive / "wrf").rglob("wrfout_*"))
@@ -60,6 +65,7 @@ def test_files_are_labelled_synthetic(archive: Path) -> None:
         assert {"SINALPHA", "COSALPHA", "RAINC", "RAINNC", "XLAT", "XLONG"} <= set(ds.variables)
 
 
+@pytest.mark.slow
 def test_wrf_rain_is_accumulated_and_starts_before_midnight_kst(archive: Path) -> None:
     wrf = sorted((archive / "wrf" / f"{DAY:%Y%m%d}").glob("wrfout_*"))[0]
     with netCDF4.Dataset(wrf) as ds:
@@ -70,17 +76,7 @@ def test_wrf_rain_is_accumulated_and_starts_before_midnight_kst(archive: Path) -
     assert (np.diff(rain, axis=0) >= -1e-3).all()
 
 
-def test_pseudonetcdf_reads_the_cmaq_and_analysis_files(archive: Path) -> None:
-    pnc = pytest.importorskip("PseudoNetCDF")
-    for kind in ("cmaq", "analysis"):
-        path = next((archive / kind / f"{DAY:%Y%m%d}").glob("*.nc"))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            f = pnc.pncopen(str(path), format="ioapi")
-            times = list(f.getTimes())
-        assert times[0] == dt.datetime(2021, 1, 8, 15, tzinfo=dt.UTC) and len(times) == 24
-
-
+@pytest.mark.slow
 def test_same_seed_same_bytes_and_sub_range_equals_full_range(
     archive: Path, tmp_path: Path
 ) -> None:
@@ -175,6 +171,7 @@ def test_analysis_equals_observations_near_stations_and_background_far_away() ->
     assert out[0, 0, 0] == 10.0  # the south-west corner is open sea, far from any station
 
 
+@pytest.mark.slow
 def test_an_interrupted_write_leaves_no_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -199,6 +196,7 @@ def test_an_interrupted_write_leaves_no_file(
     assert leftovers == []
 
 
+@pytest.mark.slow
 def test_cli_twin_writes_days(tmp_path: Path) -> None:
     result = CliRunner().invoke(
         main,
@@ -224,3 +222,29 @@ def test_cli_twin_rejects_a_reversed_range(tmp_path: Path) -> None:
         main, ["twin", "--start", "2021-01-09", "--end", "2021-01-01", "--out", str(tmp_path)]
     )
     assert result.exit_code != 0 and "before" in result.output
+
+
+@pytest.mark.slow
+def test_cli_twin_report_measures_an_archive(archive: Path, tmp_path: Path) -> None:
+    out = tmp_path / "report"
+    result = CliRunner().invoke(
+        main,
+        ["twin", "report", str(archive), "--out", str(out), "--start", "2021-01-08",
+         "--end", "2021-01-09"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    # Two days cannot meet targets set for four years: the report says so, and exits 0.
+    assert result.output.strip().endswith(f"report written to {out / 'REPORT.md'}: "
+                                          "some targets MISSED")  # fmt: skip
+    report = (out / "REPORT.md").read_text()
+    assert report.startswith("# The twin's calibration report (SYNTHETIC data)")
+    assert "target days 2021-01-08 .. 2021-01-09 (2 days)" in report
+    assert f"pm25 twin report {archive} --out {out} --start 2021-01-08 --end 2021-01-09" in report
+    rows = re.findall(r"^\| (.+?) \| (.+?) \| (.+?) \| (ok|MISSED) \|$", report, re.M)
+    assert len(rows) >= 10 and {r[3] for r in rows} == {"ok", "MISSED"}
+    assert (out / "maps.png").stat().st_size > 0
+
+
+def test_cli_twin_report_needs_an_existing_archive(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["twin", "report", str(tmp_path / "none")])
+    assert result.exit_code == 2 and "does not exist" in result.output
