@@ -263,3 +263,53 @@ def test_a_queued_rerun_is_picked_up_by_the_queue_watch(env) -> None:  # type: i
         assert sched.run_queue() == ["2024-01-09: succeeded (queued)"]
     finally:
         sched.lock.release()
+
+
+API_TOKEN = "test-Admin-token-0123456789-abcdefgh"
+
+
+@pytest.fixture
+def api(tmp_path: Path, tiny_model: Path):  # type: ignore[no-untyped-def]
+    from fastapi.testclient import TestClient
+
+    from service.api.app import create_app
+
+    from .conftest import published_database
+
+    settings = published_database(tmp_path / "api", tiny_model, API_TOKEN)
+    sessions = session_factory(make_engine(settings.database_url.get_secret_value()))
+    with TestClient(create_app(settings)) as client:
+        yield client, sessions
+
+
+def test_the_api_status_and_metrics_recognise_a_vanished_worker(api) -> None:  # type: ignore[no-untyped-def]
+    client, sessions = api
+    for route in ("/v1/status", "/metrics"):
+        gone = _running_attempt(sessions, f"{socket.gethostname()}:{_dead_pid()}", dt.timedelta())
+        answer = client.get(route)
+        assert answer.status_code == 200
+        with sessions() as s:
+            run = s.get(repo.Run, gone)
+            assert run is not None and run.status == RunStatus.FAILED, route
+            assert run.error is not None and run.error.startswith("interrupted")
+        if route == "/metrics":
+            assert 'pm25_runs{status="running"} 0.0' in answer.text  # no phantom running run
+
+
+def test_a_rerun_answer_says_what_will_happen(api) -> None:  # type: ignore[no-untyped-def]
+    client, sessions = api
+    auth = {"Authorization": f"Bearer {API_TOKEN}"}
+    ready = client.post("/v1/runs/2024-01-09", headers=auth)
+    assert ready.status_code == 202
+    body = ready.json()
+    assert body["inputs_present"] is True and "1 CMAQ and 1 WRF" in body["inputs"]
+    assert body["starts_within_s"] == 5 and body["watch"] == "/v1/runs/2024-01-09"
+    assert "within about 5 s" in body["message"]
+    missing = client.post("/v1/runs/2024-02-01", headers=auth).json()
+    assert missing["inputs_present"] is False and "no file matches" in missing["inputs"]
+    assert "inputs are missing" in missing["message"] and missing["status"] == "pending"
+    with transaction(sessions) as s:  # the run went on to wait for its inputs ...
+        waiting = repo.runs_for_date(s, dt.date(2024, 2, 1))[-1]
+        waiting.status = RunStatus.WAITING
+    again = client.post("/v1/runs/2024-02-01", headers=auth).json()
+    assert again["run_id"] == missing["run_id"] and again["status"] == "pending"  # re-queued

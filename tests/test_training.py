@@ -11,13 +11,13 @@ from pathlib import Path
 import netCDF4
 import numpy as np
 import pytest
-from service.forecast.dataset import build_dataset
 
 from models.scaling import MinMax
 from service.cli import DATE, main
 from service.features import FEATURE_NAMES, INPUT_FEATURES, TARGET
 from service.forecast.tensor import assemble_inputs
 from service.settings import GridSpec, Settings
+from service.training.dataset import build_dataset
 from service.twin.sample import write_sample_day
 
 from .conftest import DAY
@@ -65,7 +65,7 @@ def test_scaling_is_fitted_on_the_training_dates_only(tmp_path: Path) -> None:
     """Train on five days of an archive whose next (test) day is dirtier than any of them:
     the card's min-max ranges are those of the five days, not of the whole archive."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from service.forecast.training import train_from_archive
+    from service.training.workflow import train_from_archive
 
     archive = tmp_path / "archive"
     days = [DAY + dt.timedelta(days=k) for k in range(6)]

@@ -9,7 +9,16 @@ from fastapi import APIRouter, Header, Query
 from fastapi.responses import JSONResponse
 
 from service.api.auth import require_admin
-from service.api.deps import DatePath, IsoDate, Problem, StateDep, parse_date
+from service.api.deps import (
+    AppState,
+    DatePath,
+    IsoDate,
+    Problem,
+    StateDep,
+    clip,
+    parse_date,
+    recover_interrupted_runs,
+)
 from service.api.schemas import (
     DayStatus,
     LastSuccess,
@@ -86,6 +95,7 @@ def status(state: StateDep) -> Status:
     now = dt.datetime.now(dt.UTC)
     tomorrow = now.astimezone(KST).date() + dt.timedelta(days=1)
     deadline = deadline_of(tomorrow, state.settings.deadline_time_kst)
+    recover_interrupted_runs(state)  # a killed worker's run is reported as interrupted
     with state.sessions() as s:
         t_runs = repo.runs_for_date(s, tomorrow)
         t_pub = repo.published_run(s, tomorrow)
@@ -152,18 +162,50 @@ def start_run(
     day = parse_date(date, state)
     with transaction(state.sessions) as s:
         runs = repo.runs_for_date(s, day)
-        if runs and runs[-1].status in (RunStatus.PENDING, RunStatus.RUNNING, RunStatus.WAITING):
+        running = bool(runs) and runs[-1].status == RunStatus.RUNNING
+        if running:
             run = runs[-1]
+        elif runs and runs[-1].status in (RunStatus.PENDING, RunStatus.WAITING):
+            run = runs[-1]  # a waiting attempt goes back in the queue: it is retried now
+            run.status = RunStatus.PENDING
         else:
             run = repo.new_run(s, day, "api")
             run.status = RunStatus.PENDING
             run.started_at = None
-        body = RunQueued(
-            run_id=run.id,
-            target_date=day,
-            status=run.status.value,
-            message="queued: the scheduler runs it at its next tick",
+        run_id, run_status = run.id, run.status.value
+    present, found = inputs_of(day, state)
+    poll = state.settings.queue_poll_seconds
+    if running:
+        message = "already running; nothing was queued"
+    elif present:
+        message = f"queued: the scheduler starts it within about {poll} s"
+    else:
+        message = (
+            f"queued, but inputs are missing: the scheduler starts it within about {poll} s and "
+            "it then waits for the files, polling, until the deadline"
         )
+    body = RunQueued(
+        run_id=run_id,
+        target_date=day,
+        status=run_status,
+        message=message,
+        inputs_present=present,
+        inputs=found,
+        starts_within_s=None if running else poll,
+        watch=f"/v1/runs/{day}",
+    )
     return JSONResponse(
         body.model_dump(mode="json"), status_code=202, headers={"Location": f"/v1/runs/{day}"}
     )
+
+
+def inputs_of(day: dt.date, state: AppState) -> tuple[bool, str]:
+    """Whether the date's inputs are in the inbox, and which files (or what is missing)."""
+    from service.errors import InputFileError
+    from service.forecast.tensor import find_input_paths
+
+    try:
+        paths = find_input_paths(day, state.settings)
+    except InputFileError as exc:
+        return False, clip(str(exc), 300)
+    return True, f"{len(paths.cmaq)} CMAQ and {len(paths.wrf)} WRF file(s)"

@@ -162,12 +162,18 @@ class RunsOfDate(BaseModel):
 
 
 class RunQueued(BaseModel):
-    """The answer to an admin's re-run request."""
+    """The answer to an admin's re-run request: what will happen, and where to watch it."""
 
     run_id: int
     target_date: dt.date
     status: RunState
     message: str
+    inputs_present: bool = Field(description="the date's CMAQ and WRF files are in the inbox")
+    inputs: str = Field(description="the files found, or what is missing")
+    starts_within_s: int | None = Field(
+        description="the scheduler looks at the queue this often (None: already running)"
+    )
+    watch: str = Field(description="where to follow the run")
 
 
 class DayStatus(BaseModel):

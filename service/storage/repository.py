@@ -206,6 +206,11 @@ def _worker_is_gone(worker: str) -> bool:
     return False
 
 
+def running_ids(session: Session) -> list[int]:
+    """The ids of attempts in the ``running`` state."""
+    return list(session.scalars(select(Run.id).where(Run.status == RunStatus.RUNNING)))
+
+
 def mark_interrupted(session: Session, lease: dt.timedelta) -> list[int]:
     """Mark running attempts whose worker is gone as failed (interrupted); return their ids.
 
