@@ -67,6 +67,7 @@ def run_demo(
     base = f"http://127.0.0.1:{port}"
     click.echo(
         "\nTry:\n"
+        f"  {base}/                                            the page: map, stations, runs\n"
         f"  {base}/docs                                        the API, interactively\n"
         f"  {base}/v1/forecasts/tomorrow/grid?hour=12&format=png  tomorrow's map at noon\n"
         f"  {base}/v1/forecasts/tomorrow/point?lat=37.5665&lon=126.978   Seoul City Hall\n"

@@ -28,11 +28,11 @@ from typing import Any
 
 import pytest
 
-from .conftest import published_database
+from .conftest import DAY, published_database
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = ROOT / "models" / "case3" / "model.keras"
-TOKEN = "test-admin-token-0123456789"
+TOKEN = "page-Test-token-0123456789-abcdefghij"
 CHROMIUM = os.environ.get("PM25_CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("PM25_CHROMEDRIVER", "/usr/bin/chromedriver")
 
@@ -63,6 +63,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The API in its own process, on a database with the shipped model's forecast."""
     root = tmp_path_factory.mktemp("page")
     settings = published_database(root, MODEL, TOKEN)
+    from service.storage.db import make_engine, session_factory
+    from service.verification.job import Verifier
+
+    engine = make_engine(settings.database_url.get_secret_value())
+    Verifier(settings, session_factory(engine)).verify(DAY)  # the panel shows a real score
+    engine.dispose()
     port = _free_port()
     env = {
         **os.environ,
@@ -299,18 +305,15 @@ def test_status_and_verification_panels_list_real_runs(browser: Any, server: str
         assert run["model"]["version"] in row.text
     day = dt.date.fromisoformat(runs[0]["target_date"])
     query = f"from={day - dt.timedelta(days=29)}&to={day}"
-    try:
-        series = get_json(f"{server}/v1/verification?{query}")
-    except urllib.error.HTTPError as exc:
-        assert exc.code == 404  # no verification API on this server (yet)
-        series = {"days": []}
+    series = get_json(f"{server}/v1/verification?{query}")
+    assert [d["date"] for d in series["days"]] == [day.isoformat()]  # verified in the fixture
     panel = browser.find_element("id", "verification")
     shown = [
         tr.get_attribute("data-date") for tr in panel.find_elements("css selector", "tbody tr")
     ]
     assert shown == [d["date"] for d in series["days"]]
-    if not shown:
-        assert panel.find_element("css selector", "[data-empty]").is_displayed()
+    cells = panel.find_element("css selector", f"tr[data-date='{day}']").text
+    assert f"{series['days'][0]['model_rmse']:.2f}" in cells
 
 
 def test_the_verification_panel_reads_the_verification_series(browser: Any) -> None:

@@ -15,7 +15,7 @@ from service.settings import Settings
 from service.verification.job import Verifier
 from tests.test_verification import DAY, World, publish
 
-TOKEN = "a-strong-admin-token-for-tests"
+TOKEN = "verification-Admin-token-0123456789-abc"
 
 
 def _client(world: World) -> TestClient:

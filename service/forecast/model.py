@@ -43,6 +43,14 @@ def load_forecaster(model_path: str, grid: GridSpec) -> Forecaster:
         The artifact is missing, edited or corrupted, or was made for other features or
         another grid.
     """
-    from models.artifact import LoadedModel
+    from models.artifact import ModelArtifactError
 
-    return LoadedModel(model_path, list(FEATURE_NAMES), Grid(grid).describe())
+    try:
+        from models.artifact import LoadedModel
+
+        return LoadedModel(model_path, list(FEATURE_NAMES), Grid(grid).describe())
+    except ImportError as exc:  # the `ml` extra (TensorFlow) is not installed
+        raise ModelArtifactError(
+            f"{model_path}: cannot load the model: {exc.name or exc} is not installed "
+            "(pip install 'pm25-forecast[ml]')"
+        ) from None
