@@ -29,8 +29,11 @@ from .conftest import DAY
 
 @pytest.fixture
 def pm25_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
-    """Set ``PM25_*`` variables through the returned monkeypatch; settings are re-read."""
+    """Set ``PM25_*`` variables through the returned monkeypatch; settings are re-read.
+
+    Logs go to stderr at WARNING, so what a command prints for people is all the output."""
     get_settings.cache_clear()
+    monkeypatch.setenv("PM25_LOG_LEVEL", "WARNING")
     yield monkeypatch
     monkeypatch.undo()
     get_settings.cache_clear()
@@ -92,7 +95,7 @@ def test_run_publishes_the_date_and_says_so(pipeline: tuple[str, Path]) -> None:
     url, _ = pipeline
     result = _invoke("run", "--date", DAY.isoformat())
     assert result.exit_code == 0, result.output
-    assert result.output.strip() == f"{DAY}: succeeded (run 1)"
+    assert result.stdout.strip() == f"{DAY}: succeeded (run 1)"
     engine = make_engine(url)
     with session_factory(engine)() as s:
         run = repo.published_run(s, DAY)
@@ -189,7 +192,7 @@ def test_health_fails_in_one_line_before_the_first_heartbeat(health_db: Settings
 
 
 def test_health_passes_after_the_schedulers_heartbeat(health_db: Settings) -> None:
-    sessions = session_factory(make_engine(health_db.database_url))
+    sessions = session_factory(make_engine(health_db.database_url.get_secret_value()))
     sched = Scheduler(health_db, sessions)
     sched.heartbeat()  # what the running process does every 30 s (a standby: no tick yet)
     result = _invoke("health", "scheduler", "--max-age", "120")
@@ -200,7 +203,7 @@ def test_health_passes_after_the_schedulers_heartbeat(health_db: Settings) -> No
 
 
 def test_health_fails_when_the_heartbeat_is_older_than_max_age(health_db: Settings) -> None:
-    sessions = session_factory(make_engine(health_db.database_url))
+    sessions = session_factory(make_engine(health_db.database_url.get_secret_value()))
     with transaction(sessions) as s:
         repo.beat(s, COMPONENT, {"leader": True, "worker": "host:1"})
     with transaction(sessions) as s:
