@@ -23,7 +23,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service import __version__
-from service.api import forecasts, ops, page, runs, verification
+from service.api import edr, forecasts, ops, page, runs, verification
 from service.api.auth import check_admin_token
 from service.api.deps import ECHO_CHARS, AppState, Metrics, Problem, clip, problem_response
 from service.api.guard import HeadAsGet, RequestGuard
@@ -168,6 +168,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(runs.router)
     app.include_router(ops.router)
     app.include_router(verification.router)
+    app.include_router(edr.router)
     state.metrics.registry.register(verification.VerificationCollector(state.sessions))
     page.mount(app)
     return app
