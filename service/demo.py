@@ -16,11 +16,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import click
 
-SEOUL = ZoneInfo("Asia/Seoul")
+from service.timeaxis import tomorrow_kst
 
 
 def run_demo(
@@ -44,7 +43,7 @@ def run_demo(
         "PM25_API_PORT": str(port),
     }
     settings = Settings.model_validate({k.removeprefix("PM25_").lower(): v for k, v in env.items()})
-    tomorrow = dt.datetime.now(SEOUL).date() + dt.timedelta(days=1)
+    tomorrow = tomorrow_kst()
     first = tomorrow - dt.timedelta(days=days)
     click.echo(f"[1/3] writing SYNTHETIC CMAQ, WRF and analysis files for {first} .. {tomorrow}")
     generate(settings.grid, first, tomorrow, settings.inbox, progress=True)
@@ -75,6 +74,8 @@ def run_demo(
         f"  {base}/v1/forecasts/tomorrow/grid?format=netcdf        CF netCDF for xarray\n"
         f"  {base}/v1/status                                      the run monitor\n"
         f"  {base}/v1/verification                                past days against the analysis\n"
+        f"  {base}/edr/collections/pm25-forecast/position?coords=POINT(126.978%2037.5665)"
+        "   OGC API - EDR (CoverageJSON)\n"
         f"  {base}/metrics                                        Prometheus metrics\n"
         f"Admin token for POST /v1/runs/{{date}}: {token}\n"
         "All inputs are SYNTHETIC (the twin); the model was trained on the twin too."

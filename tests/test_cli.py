@@ -248,7 +248,7 @@ def test_demo_without_serving_sets_up_a_published_forecast(
     pm25_env: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """`pm25 demo --no-serve --days 1`: twin inputs, a migrated database, two published days."""
-    from service.demo import SEOUL
+    from service.timeaxis import KST as SEOUL
 
     before = dt.datetime.now(SEOUL).date()
     result = _invoke("demo", "--no-serve", "--days", "1", "--dir", str(tmp_path / "demo"))
