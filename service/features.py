@@ -12,6 +12,7 @@ it (:class:`UnitMixup`), so that the error can say which unit the values look li
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -319,3 +320,12 @@ TARGET = Feature(
 
 WRF_FEATURES: tuple[Feature, ...] = tuple(f for f in INPUT_FEATURES if f.source == "wrf")
 FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in INPUT_FEATURES)
+
+#: Korean PM2.5 grades on the daily mean (ug/m3, since 2018-03-27), rounded to a whole ug/m3:
+#: upper bounds (inclusive), name, Korean name. The API, the maps and verification use these.
+PM25_GRADES: tuple[tuple[float, str, str], ...] = (
+    (15, "good", "좋음"),
+    (35, "moderate", "보통"),
+    (75, "bad", "나쁨"),
+    (math.inf, "very_bad", "매우나쁨"),
+)

@@ -12,15 +12,18 @@ import netCDF4
 import numpy as np
 import numpy.typing as npt
 
+from service.features import PM25_GRADES
 from service.grid import Grid
 
 F32 = npt.NDArray[np.float32]
 FloatArray = npt.NDArray[np.float64]
 #: The Korean PM2.5 grades (ug/m3, whole numbers: 0-15, 16-35, 36-75, >= 76), as the page shows
 #: them: colour, Korean name, English name. Cells are coloured by their rounded value.
-GRADE_BOUNDS = (0.0, 15.5, 35.5, 75.5, 150.0)
+GRADE_BOUNDS = (0.0, *(upper + 0.5 for upper, _, _ in PM25_GRADES[:-1]), 150.0)
 GRADE_COLOURS = ("#2f80ed", "#27ae60", "#f2a93b", "#e04848")
-GRADE_NAMES = (("좋음", "Good"), ("보통", "Moderate"), ("나쁨", "Bad"), ("매우나쁨", "Very bad"))
+GRADE_NAMES = tuple(
+    (korean, name.replace("_", " ").capitalize()) for _, name, korean in PM25_GRADES
+)
 GRADE_ROMAN = ("joeum", "botong", "nappeum", "maeu nappeum")
 GRADE_RANGES = ("0-15", "16-35", "36-75", ">= 76")
 #: Fonts with Hangul, in order of preference; without one the grades are written in English

@@ -11,17 +11,11 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from service.features import PM25_GRADES
 from service.grid import Grid
 
 F32 = npt.NDArray[np.float32]
 
-#: Korean PM2.5 grades on the daily mean (ug/m3, since 2018-03-27): upper bounds, inclusive.
-GRADES = (
-    (15, "good", "좋음"),
-    (35, "moderate", "보통"),
-    (75, "bad", "나쁨"),
-    (math.inf, "very_bad", "매우나쁨"),
-)
 ADVISORY = 75.0  # 주의보: hourly mean >= 75 for 2 consecutive hours
 WARNING = 150.0  # 경보: >= 150 for 2 consecutive hours
 
@@ -33,7 +27,7 @@ class OutsideGridError(ValueError):
 def grade(daily_mean: float) -> dict[str, str]:
     """The Korean grade of a daily mean (rounded to a whole ug/m3, as the standard is)."""
     value = round(daily_mean)
-    for upper, name, korean in GRADES:
+    for upper, name, korean in PM25_GRADES:
         if value <= upper:
             return {"grade": name, "grade_ko": korean}
     raise AssertionError("unreachable")

@@ -22,15 +22,17 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from service.features import PM25_GRADES
+
 F = npt.NDArray[np.floating[Any]]
 Cells = tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]
 
 SOURCES = ("model", "cmaq", "persistence")
 """The forecasts verified each day: the published one, raw CMAQ of the same run, persistence."""
-GRADE_UPPER = (15, 35, 75)
+GRADE_UPPER = tuple(upper for upper, _, _ in PM25_GRADES[:-1])
 """Upper bounds (ug/m3, inclusive) of the Korean grades good, moderate and bad of a daily mean
-rounded to a whole ug/m3; 76 and above is very bad (as :func:`service.api.selection.grade`)."""
-GRADE_NAMES = ("good", "moderate", "bad", "very_bad")
+rounded to a whole ug/m3; 76 and above is very bad (:data:`service.features.PM25_GRADES`)."""
+GRADE_NAMES = tuple(name for _, name, _ in PM25_GRADES)
 EVENTS = {"bad_or_worse": 2, "very_bad": 3}
 """Yes/no events scored with POD, FAR and CSI: the daily-mean grade is at least this index
 (bad or worse: >= 36 ug/m3; very bad: >= 76 ug/m3)."""
