@@ -373,20 +373,20 @@ def _wait_until_settled(date: dt.date, settings: Settings) -> None:
 
     from service.errors import MissingInputError
     from service.forecast.tensor import find_input_paths
+    from service.jobs import newest_input
 
     while True:
         try:
-            paths = find_input_paths(date, settings)
+            _, age = newest_input(find_input_paths(date, settings))
         except MissingInputError:
             return  # nothing to wait for: the run says what is missing
-        newest = max(p.stat().st_mtime for p in paths.all())
-        left = settings.input_settle_seconds - (time.time() - newest)
+        left = settings.input_settle_seconds - age
         if left <= 0:
             if sys.stderr.isatty():
                 click.echo("", err=True)
             return
         click.echo(
-            f"\rinputs for {date} changed {time.time() - newest:.0f} s ago; waiting "
+            f"\rinputs for {date} changed {age:.0f} s ago; waiting "
             f"{left:.0f} s for them to settle (--no-wait to skip) ",
             err=True,
             nl=not sys.stderr.isatty(),

@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -66,14 +67,20 @@ def find_inputs(date: dt.date, settings: Settings) -> InputPaths:
         paths = find_input_paths(date, settings)
     except MissingInputError as exc:
         raise InputsIncompleteError(str(exc)) from None
-    now = time.time()
-    fresh = [p for p in paths.all() if now - p.stat().st_mtime < settings.input_settle_seconds]
-    if fresh:
+    newest, age = newest_input(paths)
+    if age < settings.input_settle_seconds:
         raise InputsIncompleteError(
-            f"{fresh[0]}: modified {now - fresh[0].stat().st_mtime:.0f} s ago, still "
-            f"settling ({settings.input_settle_seconds} s)"
+            f"{newest}: modified {age:.0f} s ago, still settling "
+            f"({settings.input_settle_seconds} s)"
         )
     return paths
+
+
+def newest_input(paths: InputPaths) -> tuple[Path, float]:
+    """The most recently modified input file and its age in seconds (the files settle once
+    the newest one is older than ``input_settle_seconds``)."""
+    mtime, newest = max((p.stat().st_mtime, p) for p in paths.all())
+    return newest, time.time() - mtime
 
 
 def _open_attempt(sessions: sessionmaker[Session], date: dt.date, trigger: str) -> int:
