@@ -352,8 +352,8 @@ def evaluate(
 def _pipeline() -> tuple[Settings, sessionmaker[Session]]:
     """The settings and sessions of a command that runs the pipeline, after checking that the
     database is reachable and migrated, and recovering attempts whose worker is gone."""
-    from service.jobs import recover_interrupted
     from service.settings import get_settings
+    from service.storage import repository as repo
     from service.storage.db import make_engine, redact, session_factory
     from service.storage.migrate import check_schema
 
@@ -362,7 +362,7 @@ def _pipeline() -> tuple[Settings, sessionmaker[Session]]:
     engine = make_engine(url)
     check_schema(engine, redact(url))
     sessions = session_factory(engine)
-    recover_interrupted(sessions, dt.timedelta(seconds=settings.run_lease_seconds))
+    repo.recover_interrupted(sessions, settings.run_lease)
     return settings, sessions
 
 

@@ -287,16 +287,3 @@ def mark_late(sessions: sessionmaker[Session], date: dt.date, reason: str) -> in
             runs[-1].finished_at = repo.now()
             return runs[-1].id
     return None
-
-
-def recover_interrupted(sessions: sessionmaker[Session], lease: dt.timedelta) -> int:
-    """Mark attempts left RUNNING by a worker that is gone (killed, crashed) as failed.
-
-    Every entry point calls it: ``pm25 run`` and ``backfill`` before they start, the scheduler
-    at every tick, the API's status and metrics. See :func:`repository.mark_interrupted`.
-    """
-    with transaction(sessions) as s:
-        ids = repo.mark_interrupted(s, lease)
-    for run_id in ids:
-        log.warning("run %d was interrupted: its worker is gone", run_id)
-    return len(ids)

@@ -21,7 +21,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.jobs import mark_late, recover_interrupted, run_daily_forecast
+from service.jobs import mark_late, run_daily_forecast
 from service.settings import Settings
 from service.storage import repository as repo
 from service.storage.db import make_engine, redact, session_factory, transaction
@@ -128,9 +128,7 @@ class Scheduler:
                 if not self.leader:
                     return ["standby"]
                 log.info("this scheduler is the leader")
-            recover_interrupted(
-                self.sessions, dt.timedelta(seconds=self.settings.run_lease_seconds)
-            )
+            repo.recover_interrupted(self.sessions, self.settings.run_lease)
             done.extend(self._run_queued())
             for date in self.due_dates(now):
                 with self.sessions() as s:

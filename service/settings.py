@@ -85,6 +85,11 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     """Level of the service's logs (every process; ``pm25 -v`` forces DEBUG)."""
 
+    @property
+    def run_lease(self) -> dt.timedelta:
+        """:attr:`run_lease_seconds` as a duration."""
+        return dt.timedelta(seconds=self.run_lease_seconds)
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from service.jobs import recover_interrupted, run_daily_forecast
+from service.jobs import run_daily_forecast
 from service.scheduler import Scheduler
 from service.settings import GridSpec, Settings
 from service.storage import repository as repo
@@ -119,7 +119,7 @@ def test_sigkill_while_predicting_leaves_nothing_half_done(setup) -> None:  # ty
     with sessions() as s:
         assert repo.runs_for_date(s, DAY)[-1].status == RunStatus.RUNNING
         assert s.query(RunField).count() == 0 and repo.published_run(s, DAY) is None
-    assert recover_interrupted(sessions, dt.timedelta(hours=2)) == 1
+    assert repo.recover_interrupted(sessions, dt.timedelta(hours=2)) == 1
     out = run_daily_forecast(DAY, settings=settings, sessions=sessions)
     assert out.status == RunStatus.SUCCEEDED
     _assert_one_clean_success(sessions)
@@ -149,7 +149,7 @@ def test_sigkill_while_storing_leaves_nothing_half_done(setup, db_url: str) -> N
     blocker.dispose()
     with sessions() as s:
         assert s.query(RunField).count() == 0 and repo.published_run(s, DAY) is None
-    recover_interrupted(sessions, dt.timedelta(hours=2))
+    repo.recover_interrupted(sessions, dt.timedelta(hours=2))
     assert (
         run_daily_forecast(DAY, settings=settings, sessions=sessions).status == RunStatus.SUCCEEDED
     )

@@ -26,7 +26,6 @@ from service.grid import Grid
 from service.settings import Settings
 from service.stations import Station
 from service.storage import repository as repo
-from service.storage.db import transaction
 from service.timeaxis import today_kst, tomorrow_kst
 
 F32 = npt.NDArray[np.float32]
@@ -246,16 +245,3 @@ def parse_date(text: str, state: AppState) -> dt.date:
             "Invalid date",
             f"{clip(text)!r} is not a date: use YYYY-MM-DD, 'today', 'tomorrow' or 'latest'",
         ) from None
-
-
-def recover_interrupted_runs(state: AppState) -> None:
-    """Mark running attempts whose worker is gone as interrupted, before reporting on runs.
-
-    Reads first and writes only when some attempt is running, so status and metrics
-    requests take no write lock in the usual case.
-    """
-    with state.sessions() as s:
-        if not repo.running_ids(s):
-            return
-    with transaction(state.sessions) as s:
-        repo.mark_interrupted(s, dt.timedelta(seconds=state.settings.run_lease_seconds))

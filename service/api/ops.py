@@ -17,7 +17,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from service import __version__
-from service.api.deps import AppState, Problem, StateDep, recover_interrupted_runs
+from service.api.deps import AppState, Problem, StateDep
 from service.api.schemas import Health, Ready
 from service.storage import repository as repo
 from service.storage.tables import Run, RunStatus
@@ -82,7 +82,9 @@ def _ping(state: AppState) -> str | None:
 def metrics(state: StateDep) -> Response:
     m = state.metrics
     try:
-        recover_interrupted_runs(state)  # no phantom running runs
+        repo.recover_interrupted(
+            state.sessions, state.settings.run_lease
+        )  # no phantom running runs
         with state.sessions() as s:
             counts = dict(s.execute(select(Run.status, func.count()).group_by(Run.status)).all())
             latest = repo.latest_published(s)

@@ -17,7 +17,6 @@ from service.api.deps import (
     StateDep,
     clip,
     parse_date,
-    recover_interrupted_runs,
 )
 from service.api.schemas import (
     DayStatus,
@@ -95,7 +94,9 @@ def status(state: StateDep) -> Status:
     now = dt.datetime.now(dt.UTC)
     tomorrow = now.astimezone(KST).date() + dt.timedelta(days=1)
     deadline = deadline_of(tomorrow, state.settings.deadline_time_kst)
-    recover_interrupted_runs(state)  # a killed worker's run is reported as interrupted
+    repo.recover_interrupted(
+        state.sessions, state.settings.run_lease
+    )  # a killed worker's run is reported as interrupted
     with state.sessions() as s:
         t_runs = repo.runs_for_date(s, tomorrow)
         t_pub = repo.published_run(s, tomorrow)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import socket
 import zlib
@@ -13,8 +14,9 @@ import numpy.typing as npt
 from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
+from service.storage.db import transaction
 from service.storage.tables import (
     Heartbeat,
     ModelRecord,
@@ -26,6 +28,7 @@ from service.storage.tables import (
 from service.timeaxis import kst_iso
 
 F32 = npt.NDArray[np.float32]
+log = logging.getLogger(__name__)
 
 
 def now() -> dt.datetime:
@@ -231,3 +234,22 @@ def mark_interrupted(session: Session, lease: dt.timedelta) -> list[int]:
             run.finished_at = now()
             ids.append(run.id)
     return ids
+
+
+def recover_interrupted(sessions: sessionmaker[Session], lease: dt.timedelta) -> int:
+    """Mark attempts left running by a worker that is gone (killed, crashed) as interrupted;
+    return how many.
+
+    Every entry point calls it before it acts on or reports runs: ``pm25 run`` and
+    ``backfill``, the scheduler at every tick, the API's status and metrics. It reads first
+    and takes a write transaction only when some attempt is running, so the usual call costs
+    one small query. See :func:`mark_interrupted`.
+    """
+    with sessions() as s:
+        if not running_ids(s):
+            return 0
+    with transaction(sessions) as s:
+        ids = mark_interrupted(s, lease)
+    for run_id in ids:
+        log.warning("run %d was interrupted: its worker is gone", run_id)
+    return len(ids)
