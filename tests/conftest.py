@@ -143,3 +143,19 @@ def db_url(empty_db_url: str) -> str:
 
     upgrade(empty_db_url)
     return empty_db_url
+
+
+@pytest.fixture
+def env(tmp_path: Path, db_url: str, tiny_model: Path):  # type: ignore[no-untyped-def]
+    """A sample day's inbox, settings with the tiny model, and sessions on ``db_url``:
+    ``(settings, sessions, inbox)``."""
+    from service.storage.db import make_engine, session_factory
+
+    inbox = tmp_path / "inbox"
+    write_sample_day(inbox, DAY, GridSpec())
+    settings = Settings(
+        inbox=inbox, database_url=db_url, model_path=tiny_model, input_settle_seconds=0
+    )
+    engine = make_engine(db_url)
+    yield settings, session_factory(engine), inbox
+    engine.dispose()

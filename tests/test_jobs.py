@@ -13,25 +13,11 @@ import pytest
 from service.forecast.check import ForecastValidationError, validate_forecast
 from service.forecast.model import load_forecaster
 from service.jobs import run_daily_forecast
-from service.settings import GridSpec, Settings
+from service.settings import GridSpec
 from service.storage import repository as repo
-from service.storage.db import make_engine, session_factory
 from service.storage.tables import Run, RunField, RunStatus
-from service.twin.sample import write_sample_day
 
 from .conftest import DAY
-
-
-@pytest.fixture
-def env(tmp_path: Path, db_url: str, tiny_model: Path):  # type: ignore[no-untyped-def]
-    inbox = tmp_path / "inbox"
-    write_sample_day(inbox, DAY, GridSpec())
-    settings = Settings(
-        inbox=inbox, database_url=db_url, model_path=tiny_model, input_settle_seconds=0
-    )
-    engine = make_engine(db_url)
-    yield settings, session_factory(engine), inbox
-    engine.dispose()
 
 
 def test_a_run_publishes_a_forecast_with_its_metadata(env) -> None:  # type: ignore[no-untyped-def]

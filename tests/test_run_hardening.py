@@ -19,25 +19,12 @@ from sqlalchemy.exc import IntegrityError
 from service.cli import main
 from service.jobs import public_message, run_daily_forecast
 from service.scheduler import Scheduler
-from service.settings import GridSpec, Settings
+from service.settings import Settings
 from service.storage import repository as repo
 from service.storage.db import make_engine, session_factory, transaction
 from service.storage.tables import RunField, RunStatus
-from service.twin.sample import write_sample_day
 
 from .conftest import DAY
-
-
-@pytest.fixture
-def env(tmp_path: Path, db_url: str, tiny_model: Path):  # type: ignore[no-untyped-def]
-    inbox = tmp_path / "inbox"
-    write_sample_day(inbox, DAY, GridSpec())
-    settings = Settings(
-        inbox=inbox, database_url=db_url, model_path=tiny_model, input_settle_seconds=0
-    )
-    engine = make_engine(db_url)
-    yield settings, session_factory(engine), tmp_path
-    engine.dispose()
 
 
 def _published_bytes(sessions) -> tuple[int, bytes]:  # type: ignore[no-untyped-def]
@@ -64,10 +51,10 @@ def _break_model(settings: Settings, folder: Path, how: str) -> Settings:
 
 @pytest.mark.parametrize("how", ["one byte", "missing", "junk"])
 def test_a_fallback_never_replaces_a_published_model_forecast(env, how: str) -> None:  # type: ignore[no-untyped-def]
-    settings, sessions, tmp = env
+    settings, sessions, inbox = env
     assert run_daily_forecast(DAY, settings=settings, sessions=sessions).status.value == "succeeded"
     before = _published_bytes(sessions)
-    broken = _break_model(settings, tmp, how)
+    broken = _break_model(settings, inbox.parent, how)
     out = run_daily_forecast(DAY, settings=broken, sessions=sessions)
     assert out.status == RunStatus.FAILED and not out.fallback
     assert "published model forecast" in out.message and "stays" in out.message
@@ -77,8 +64,8 @@ def test_a_fallback_never_replaces_a_published_model_forecast(env, how: str) -> 
 
 
 def test_a_fallback_still_serves_a_date_with_nothing_better(env) -> None:  # type: ignore[no-untyped-def]
-    settings, sessions, tmp = env
-    broken = _break_model(settings, tmp, "one byte")
+    settings, sessions, inbox = env
+    broken = _break_model(settings, inbox.parent, "one byte")
     first = run_daily_forecast(DAY, settings=broken, sessions=sessions)
     assert first.status == RunStatus.SUCCEEDED and first.fallback
     again = run_daily_forecast(DAY, settings=broken, sessions=sessions)  # fallback over fallback
