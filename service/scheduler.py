@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +96,7 @@ class Scheduler:
         self.lock = LeaderLock(settings)
         self.leader = False
         self._busy = threading.Lock()
+        self._verifier: Verifier | None = None  # made at the first verification
 
     # -- the decisions, testable without a clock ------------------------------------------------
 
@@ -168,10 +170,15 @@ class Scheduler:
         Lighter than :meth:`tick`: it looks only at the queue, so an admin's re-run starts
         within ``queue_poll_seconds`` instead of waiting for the next poll for inputs.
         """
+        return self._as_leader(self._run_queued)
+
+    def _as_leader(self, work: Callable[[], list[str]]) -> list[str]:
+        """Do ``work`` if this scheduler leads and no other job of it is busy; a database
+        outage is logged and left to the next call."""
         if not self.leader or not self._busy.acquire(blocking=False):
             return []
         try:
-            return self._run_queued()
+            return work()
         except SQLAlchemyError as exc:
             log.error("database unavailable, will retry: %s", exc.__class__.__name__)
             return ["database unavailable"]
@@ -194,18 +201,13 @@ class Scheduler:
     def verify_analyses(self, now: dt.datetime | None = None) -> list[str]:
         """Verify the published dates up to yesterday (KST) whose analysis has arrived and
         that were never verified or were re-published since, if this scheduler leads."""
-        if not self.leader or not self._busy.acquire(blocking=False):
-            return []
-        try:
-            verifier = getattr(self, "_verifier", None) or Verifier(self.settings, self.sessions)
-            self._verifier = verifier
-            done = verify_due(verifier, today_kst(now) - dt.timedelta(days=1))
+
+        def verify() -> list[str]:
+            self._verifier = self._verifier or Verifier(self.settings, self.sessions)
+            done = verify_due(self._verifier, today_kst(now) - dt.timedelta(days=1))
             return [f"{v.date}: verified (run {v.run_id})" for v in done]
-        except SQLAlchemyError as exc:
-            log.error("database unavailable, will retry: %s", exc.__class__.__name__)
-            return ["database unavailable"]
-        finally:
-            self._busy.release()
+
+        return self._as_leader(verify)
 
     def heartbeat(self) -> None:
         try:
