@@ -119,9 +119,9 @@ async def resolve(date: str, state: AppState) -> tuple[dt.date, Run, F32]:
             day: dt.date | None = parse_date(date, state)
         except Problem:
             day = None  # the thread raises it again, the same way
-        hit = state.publications.get(day) if day is not None else None
-        if day is not None and hit is not None and hit[0] > time.monotonic():
-            return day, hit[1], hit[2]
+        hit = cached_publication(state, day) if day is not None else None
+        if day is not None and hit is not None:
+            return day, *hit
     return await anyio.to_thread.run_sync(forecast, date, state)
 
 
@@ -139,13 +139,21 @@ def published(state: AppState, date: dt.date) -> tuple[Run, F32]:
     Answers are kept for ``api_cache_seconds`` (a re-run shows up at most that late), so
     a burst of lookups costs one database query, not one each.
     """
-    now = time.monotonic()
-    hit = state.publications.get(date)
-    if hit is not None and hit[0] > now:
-        return hit[1], hit[2]
+    hit = cached_publication(state, date)
+    if hit is not None:
+        return hit
     run, field = _published_from_db(state, date)
-    state.publications.put(date, (now + state.settings.api_cache_seconds, run, field), field.nbytes)
+    expires = time.monotonic() + state.settings.api_cache_seconds
+    state.publications.put(date, (expires, run, field), field.nbytes)
     return run, field
+
+
+def cached_publication(state: AppState, date: dt.date) -> tuple[Run, F32] | None:
+    """The date's published run and field if looked up less than ``api_cache_seconds`` ago."""
+    hit = state.publications.get(date)
+    if hit is not None and hit[0] > time.monotonic():
+        return hit[1], hit[2]
+    return None
 
 
 def forecast(date: str, state: AppState) -> tuple[dt.date, Run, F32]:
