@@ -228,11 +228,27 @@ def twin(
     default=None,
     help="Seoul's real hourly observations (../shared/data/seoul/...csv).",
 )
-def twin_report(archive: Path, out: Path, start: dt.date, end: dt.date, seoul: Path | None) -> None:
+@click.option(
+    "--check-year",
+    "check_years",
+    type=int,
+    multiple=True,
+    help="A year kept out of the calibration, reported apart (repeatable).",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="The archive's seed.")
+def twin_report(
+    archive: Path,
+    out: Path,
+    start: dt.date,
+    end: dt.date,
+    seoul: Path | None,
+    check_years: tuple[int, ...],
+    seed: int,
+) -> None:
     """Measure an archive against the calibration targets; write REPORT.md and plots."""
     from service.twin.report import write_report
 
-    path, ok = write_report(archive, out, start, end, seoul)
+    path, ok = write_report(archive, out, start, end, seoul, check_years=check_years, seed=seed)
     click.echo(f"report written to {path}: {'all targets met' if ok else 'some targets MISSED'}")
 
 

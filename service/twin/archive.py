@@ -6,10 +6,13 @@ For every target day D (KST):
   early from clean air, so that any day's files depend only on the seed and the day: writing
   a sub-range gives the same files as writing the whole range;
 * the **CMAQ forecast** is the same world model run beside the truth over the same block,
-  from the same clean start: it never restarts from the truth and never sees observations,
-  but carries its own state from day to day, each hour driven by the forecast weather of
-  the KST day it belongs to (that day's random errors and the fixed biases of
-  :func:`random_errors`); it over-predicts peaks as chemistry models tend to;
+  from the same clean start. It never restarts from the truth or the analysis and never sees
+  observations: like an operational CMAQ without chemical data assimilation, each day starts
+  from its own forecast of the day before (decided for the third calibration: restarting from
+  the truth would remove the errors that build up over days, which a real CMAQ has). Each hour
+  is driven by the forecast weather of the KST day it belongs to (that day's random errors and
+  the fixed biases of :func:`random_errors`); it over-predicts peaks as chemistry models tend
+  to;
 * the **WRF forecast** is the weather that drove the CMAQ forecast, initialised at D-1 00 UTC
   (25 hourly records from D-1 14 UTC, rain accumulated since the initial time);
 * the **analysis** is a CMAQ-style background (the same model run beside the truth with the
@@ -49,7 +52,10 @@ CRESSMAN_RADIUS_M = 28_000.0
 OBS_MISSING = 0.04
 #: CMAQ's peak over-prediction (see :func:`overpredict_peaks`): relative gain, the ug/m3 at
 #: which it sets in, the ug/m3 beyond which it levels off, and the clean-air offset.
-PEAK_GAIN, PEAK_SCALE, PEAK_KNEE, PEAK_OFFSET = 0.7, 80.0, 300.0, 2.5
+PEAK_GAIN, PEAK_SCALE, PEAK_KNEE, PEAK_OFFSET = 0.15, 80.0, 300.0, 0.0
+#: CMAQ's process error (see :func:`process_error`): log-standard deviation in clean air, the
+#: ug/m3 over which it shrinks, and the correlation length of its maps in parent-grid cells.
+PROCESS_LOG_SD, PROCESS_SCALE, PROCESS_CELLS = 0.45, 40.0, 5.0
 
 
 def overpredict_peaks(cmaq: dict[str, F]) -> None:
@@ -65,6 +71,32 @@ def overpredict_peaks(cmaq: dict[str, F]) -> None:
     if "pm10" in cmaq:
         cmaq["pm10"] = cmaq["pm10"] + (boosted - pm25)
     cmaq["pm25"] = boosted
+
+
+def process_error(seed: int, day: dt.date, cmaq: dict[str, F]) -> None:
+    """Errors of the forecast's aerosol processes that no input shows: smooth, local, drifting.
+
+    PM2.5 is multiplied by a lognormal map (mean one) whose pattern drifts from one random map
+    at 00 KST to another at 23 KST. Its log-standard deviation is ``PROCESS_LOG_SD`` in clean
+    air and shrinks as ``1 / sqrt(1 + p / PROCESS_SCALE)``: large relative errors at low
+    concentrations, smaller relative (but larger absolute) ones at high, as in evaluations of
+    real chemistry models. PM10 follows.
+    """
+    from scipy.ndimage import gaussian_filter
+
+    pm25 = cmaq["pm25"]
+    rng = np.random.default_rng([seed, day.toordinal(), 29])
+    maps = []
+    for _ in range(2):
+        z = gaussian_filter(rng.normal(0.0, 1.0, pm25.shape[1:]), PROCESS_CELLS)
+        maps.append(z / max(float(z.std()), 1e-9))
+    theta = np.linspace(0.0, np.pi / 2, pm25.shape[0])[:, None, None]
+    z = np.cos(theta) * maps[0] + np.sin(theta) * maps[1]
+    sd = PROCESS_LOG_SD / np.sqrt(1.0 + pm25 / PROCESS_SCALE)
+    out = pm25 * np.exp(sd * z - sd**2 / 2)
+    if "pm10" in cmaq:
+        cmaq["pm10"] = cmaq["pm10"] + (out - pm25)
+    cmaq["pm25"] = out
 
 
 def block_start(day: dt.date) -> dt.date:
@@ -165,12 +197,12 @@ class Twin:
                 continue
             cmaq = {n: np.array([c[n] for c in chem]) for n in chem[0]}
             overpredict_peaks(cmaq)
+            process_error(self.seed, day, cmaq)
             init = dt.datetime.combine(day - dt.timedelta(days=1), dt.time(0), tzinfo=dt.UTC)
-            # The rain of D-1 01..14 UTC, before the first record. That record (14 UTC) adds
-            # its own hour again, so the hour counts twice; kept: the archive's bytes rest on it.
+            # The rain of D-1 01..13 UTC, before the first record (14 UTC, which adds its own).
             spin = [
                 self.world.weather(init + dt.timedelta(hours=h), err).rain
-                for h in range(1, WRF_LEAD_H)
+                for h in range(1, WRF_LEAD_H - 1)
             ]
             rain0 = np.sum(spin, axis=0) if spin else np.zeros((self.world.ny, self.world.nx))
             rain = np.cumsum([rain0 + weather[0].rain, *[w.rain for w in weather[1:]]], axis=0)

@@ -11,8 +11,10 @@ than the service grid, so pollution enters from outside):
   industrial complexes of Pohang, Ulsan, Yeosu/Gwangyang and the Dangjin, Taean and Boryeong
   power plants, with daily, weekly and heating-season cycles.
 * **Transport** is semi-Lagrangian advection by the wind plus a little diffusion; inflow at
-  the boundary carries a background plus episodic transboundary pollution from the west and
-  north-west (strongest in winter and spring, and always a strong episode on 8-10 January).
+  the boundary carries a background (mostly from the west and north-west) plus episodic
+  transboundary pollution and spring dust. Each year draws its own episodes: how many, when
+  (most in winter and spring), how strong, how long and along which track (the side of the
+  domain the plume enters from); no date is fixed.
 * **Boundary layer**: emissions mix into a layer that deepens by day and in summer; morning
   growth entrains cleaner air from aloft.
 * **Chemistry**: secondary PM2.5 forms from precursors, faster when humid; rain washes
@@ -32,7 +34,6 @@ from functools import cached_property
 import numpy as np
 import numpy.typing as npt
 from scipy.ndimage import gaussian_filter, map_coordinates
-from scipy.special import ndtri
 
 from service.settings import GridSpec
 from service.stations import load_stations
@@ -74,6 +75,21 @@ def pollution_season(when: dt.datetime) -> float:
     return 0.5 * (1.0 + np.cos(2 * np.pi * (doy - 45) / 365.25))
 
 
+#: Ordinary haze episodes per year, their median strength at the inflow
+#: (ug/m3), the log-standard deviation of that strength and its cap, and the weight of the
+#: quietest season against the peak in late February.
+EPISODES_PER_YEAR, EPISODE_MEDIAN, EPISODE_LOG_SD, EPISODE_MAX, EPISODE_FLOOR = (
+    18,
+    48.0,
+    0.45,
+    200.0,
+    0.1,
+)
+#: Each year also has one major episode, in the cold season (its day of year drawn between
+#: these, counted from 1 January, negative ones in the December before), of this strength.
+MAJOR_EPISODE_DAYS, MAJOR_EPISODE_STRENGTH = (-30, 80), (150.0, 220.0)
+
+
 @dataclass(frozen=True)
 class Episode:
     """A transboundary (or dust) episode: inflow that rises and falls over ``hours``."""
@@ -82,6 +98,7 @@ class Episode:
     hours: float
     amplitude: float  # ug/m3 added to the inflow at its peak
     dust: bool = False
+    bearing_deg: float = 290.0  # where the plume comes from (270: west, 315: north-west)
 
     def strength(self, t: float) -> float:
         x = (t - self.start) / self.hours
@@ -101,9 +118,14 @@ class Errors:
     shift_km: tuple[float, float] = (0.0, 0.0)  # synoptic systems displaced
     wind_scale: float = 1.0
     emission_scale: float = 1.0
-    emission_field: F | None = None  # smooth multiplicative error map of emissions
+    emission_field: F | None = None  # smooth multiplicative error map of emissions (00 KST)
+    emission_field_late: F | None = None  # the map it drifts to by 23 KST
+    secondary_field: F | None = None  # smooth regional error map of secondary formation
+    secondary_field_late: F | None = None
+    background_field: F | None = None  # smooth regional error map of the clean-air background
     inflow_scale: float = 1.0
     inflow_shift_h: float = 0.0
+    inflow_bearing_deg: float = 0.0  # the plumes' tracks turned
     rain_scale: float = 1.0
     # systematic (learnable)
     city_emission_bias: float = 1.0  # over-estimated urban emissions
@@ -217,20 +239,32 @@ class World:
         return gaussian_filter(pm, 0.8) * 8.0, gaussian_filter(so2, 0.8) * 8.0
 
     @cached_property
-    def inflow_side(self) -> F:
-        """Weight of transboundary inflow at each padded boundary cell: west and north-west."""
+    def _ring_directions(self) -> tuple[F, F]:
+        """Unit vectors from the domain's centre to each padded cell (x east, y north)."""
         pad = self.PAD
         jj, ii = np.mgrid[-pad : self.ny + pad, -pad : self.nx + pad]
         dx = (ii - self.nx / 2) / (self.nx / 2)
         dy = (jj - self.ny / 2) / (self.ny / 2)
         norm = np.maximum(np.hypot(dx, dy), 1e-6)
-        dx, dy = dx / norm, dy / norm
+        return dx / norm, dy / norm
+
+    @cached_property
+    def inflow_side(self) -> F:
+        """Weight of the background inflow at each padded boundary cell: west and north-west."""
+        dx, dy = self._ring_directions
         return (
             1.0 * np.clip(-dx, 0, 1)
             + 0.6 * np.clip(dy, 0, 1)
             + 0.25 * np.clip(-dy, 0, 1)
             + 0.1 * np.clip(dx, 0, 1)
         )
+
+    def track_side(self, bearing_deg: float) -> F:
+        """Weight of an episode's inflow at each padded cell: most on the side it comes from."""
+        dx, dy = self._ring_directions
+        b = np.deg2rad(bearing_deg)
+        towards = dx * np.sin(b) + dy * np.cos(b)  # 1 on the side the plume comes from
+        return np.clip((towards - 0.25) / 0.75, 0.0, 1.0) ** 1.5 * 1.6
 
     PAD = 10
 
@@ -246,46 +280,89 @@ class World:
         return self._episodes[year]
 
     def _draw_episodes(self, year: int) -> list[Episode]:
+        """Draw a year's episodes: their number, dates, strengths, durations and tracks.
+
+        Transboundary haze comes mostly in winter and spring (the seasonal weight peaks in late
+        February), from the west and north-west; dust comes in spring from the north-west.
+        Nothing is fixed: two years of one seed share only the climatology.
+        """
         rng = np.random.default_rng([self.seed, year, 11])
         start_of_year = hours_since_epoch(dt.datetime(year, 1, 1, tzinfo=UTC))
         days = np.arange(365)
-        weight = 0.1 + 0.5 * (1 + np.cos(2 * np.pi * (days - 55) / 365.25))
+        weight = EPISODE_FLOOR + 0.5 * (1 + np.cos(2 * np.pi * (days - 55) / 365.25))
         weight /= weight.sum()
-        # Amplitudes are the 16 quantiles of a lognormal, dealt out at random: every year gets
-        # the same mix of weak and strong episodes, so years differ in timing, not in luck.
-        amplitudes = rng.permutation(36.0 * np.exp(0.5 * ndtri((np.arange(16) + 0.5) / 16)))
-        out = [
-            Episode(start_of_year + d * 24.0 + rng.uniform(0, 24), rng.uniform(30, 80), float(a))
-            for d, a in zip(rng.choice(days, size=16, p=weight), amplitudes, strict=True)
-        ]
-        for d in rng.choice(np.arange(60, 140), size=3, replace=False):  # spring dust
+        out = []
+        for d in rng.choice(days, size=EPISODES_PER_YEAR, p=weight):
+            amplitude = min(EPISODE_MEDIAN * float(rng.lognormal(0.0, EPISODE_LOG_SD)), EPISODE_MAX)
             out.append(
                 Episode(
-                    start_of_year + d * 24.0,
-                    rng.uniform(24, 60),
-                    float(rng.lognormal(np.log(180.0), 0.4)),
-                    dust=True,
+                    start_of_year + d * 24.0 + rng.uniform(0, 24),
+                    rng.uniform(30, 90),
+                    amplitude,
+                    bearing_deg=float(rng.normal(285.0, 25.0)),
                 )
             )
-        # The strong episode of 8-10 January (KST), every year.
-        jan8 = hours_since_epoch(dt.datetime(year, 1, 7, 15, tzinfo=UTC))
-        out.append(Episode(jan8, 60.0, 210.0))
+        major_day = rng.uniform(*MAJOR_EPISODE_DAYS)
+        out.append(
+            Episode(
+                start_of_year + major_day * 24.0,
+                rng.uniform(48, 72),
+                rng.uniform(*MAJOR_EPISODE_STRENGTH),
+                bearing_deg=float(rng.normal(290.0, 15.0)),
+            )
+        )
+        for d in rng.choice(np.arange(50, 150), size=rng.poisson(2.5)):  # spring dust
+            out.append(
+                Episode(
+                    start_of_year + d * 24.0 + rng.uniform(0, 24),
+                    rng.uniform(24, 60),
+                    float(rng.lognormal(np.log(170.0), 0.45)),
+                    dust=True,
+                    bearing_deg=float(rng.normal(305.0, 20.0)),
+                )
+            )
         return out
 
     def inflow(self, when: dt.datetime, errors: Errors = TRUTH) -> tuple[float, float, float]:
         """Transboundary PM2.5, dust, and the 0..1 episode wind factor at a time."""
+        pm, dust, base, _ = self._inflow_parts(when, errors)
+        pm_total = sum(s for s, _ in pm)
+        dust_total = sum(s for s, _ in dust)
+        factor = min(1.0, pm_total / 60.0)
+        return (base + pm_total) * errors.inflow_scale, dust_total * errors.inflow_scale, factor
+
+    def _inflow_parts(
+        self, when: dt.datetime, errors: Errors
+    ) -> tuple[list[tuple[float, float]], list[tuple[float, float]], float, float]:
+        """Active episodes as (strength, bearing) for haze and dust, the background, the time."""
         t = hours_since_epoch(when) - errors.inflow_shift_h
-        pm = dust = 0.0
-        for year in (when.year - 1, when.year):
+        pm: list[tuple[float, float]] = []
+        dust: list[tuple[float, float]] = []
+        for year in (when.year - 1, when.year, when.year + 1):
             for ep in self.episodes(year):
                 s = ep.strength(t)
-                if ep.dust:
-                    dust += s
-                else:
-                    pm += s
-        base = 4.0 + 10.0 * pollution_season(when)
-        factor = min(1.0, pm / 60.0)
-        return (base + pm) * errors.inflow_scale, dust * errors.inflow_scale, factor
+                if s > 0.0:
+                    (dust if ep.dust else pm).append(
+                        (s, ep.bearing_deg + errors.inflow_bearing_deg)
+                    )
+        return pm, dust, 4.0 + 10.0 * pollution_season(when), t
+
+    def inflow_ring(self, when: dt.datetime, errors: Errors = TRUTH) -> tuple[F, F, float]:
+        """Inflow on the padded ring: haze PM2.5 and dust fields, and the total haze (ug/m3).
+
+        The background enters mostly from the west and north-west; each active episode enters
+        along its own track.
+        """
+        pm, dust, base, _ = self._inflow_parts(when, errors)
+        scale = errors.inflow_scale
+        haze = base * self.inflow_side
+        for s, bearing in pm:
+            haze = haze + s * self.track_side(bearing)
+        dust_field = np.zeros_like(haze)
+        for s, bearing in dust:
+            dust_field = dust_field + s * self.track_side(bearing)
+        total = base + sum(s for s, _ in pm)
+        return haze * scale, dust_field * scale, total * scale
 
     # -- weather -----------------------------------------------------------------------------
 
@@ -376,7 +453,9 @@ class World:
         ind_so2 = ind_so2 * errors.industry_emission_bias
         scale: F | float = errors.emission_scale
         if errors.emission_field is not None:
-            scale = errors.emission_scale * errors.emission_field
+            scale = errors.emission_scale * _drift(
+                errors.emission_field, errors.emission_field_late, h
+            )
         out = np.empty((len(TRACERS), self.ny, self.nx))
         out[0] = scale * (1.8 * pop * traffic * weekday * heating + 1.2 * ind_pm)
         out[1] = 0.0
@@ -401,24 +480,26 @@ class World:
         when = state.time + dt.timedelta(hours=1)
         wx = self.weather(when, errors)
         bg = self.background(when)
-        inflow_pm, inflow_dust, _ = self.inflow(when, errors)
+        ring_pm, ring_dust, inflow_pm = self.inflow_ring(when, errors)
         c = state.tracers
         # Semi-Lagrangian advection: values come from where the air was an hour ago.
         pad = self.PAD
-        side = self.inflow_side
         shifts = 3600.0 / (self.cell_km * 1000.0)
         jd = self.jj - wx.v * shifts + pad
         id_ = self.ii - wx.u * shifts + pad
         coords = np.array(
             [np.clip(jd, 0, self.ny + 2 * pad - 1), np.clip(id_, 0, self.nx + 2 * pad - 1)]
         )
-        ring_add = np.array(
-            [0.3 * inflow_pm, 0.7 * inflow_pm, inflow_dust, 0.4 * inflow_pm, 0.1 * inflow_pm]
-        )
+        ring_add = (0.3 * ring_pm, 0.7 * ring_pm, ring_dust, 0.4 * ring_pm, 0.1 * ring_pm)
+        bg_map: F | float = 1.0
+        ring_bg_map: F | float = 1.0
+        if errors.background_field is not None:
+            bg_map = errors.background_field
+            ring_bg_map = np.pad(bg_map, pad, mode="edge")
         new = np.empty_like(c)
         for k in range(len(TRACERS)):
             padded = np.pad(c[k], pad, mode="edge")
-            ring = bg[k] + ring_add[k] * side
+            ring = bg[k] * ring_bg_map + ring_add[k]
             inner = np.zeros_like(padded, dtype=bool)
             inner[pad:-pad, pad:-pad] = True
             padded = np.where(inner, padded, 0.5 * padded + 0.5 * ring)
@@ -434,11 +515,15 @@ class World:
         aloft = bg.copy()
         aloft[0] += 0.25 * inflow_pm
         aloft[1] += 0.45 * inflow_pm
-        new = new * (1 - grow) + aloft[:, None, None] * grow
+        new = new * (1 - grow) + aloft[:, None, None] * grow * bg_map
         # Secondary formation, faster in humid air and in the cold.
         w = winter_index(when)
         humid = 1.0 / (1.0 + np.exp(-(wx.humidity - 72.0) / 6.0))
         rate = 0.018 * (0.35 + humid * errors.humid_secondary_bias ** (humid > 0.5)) * (1 + 0.6 * w)
+        if errors.secondary_field is not None:
+            rate = rate * _drift(
+                errors.secondary_field, errors.secondary_field_late, when.astimezone(KST).hour
+            )
         new[1] += rate * (0.12 * new[3] + 0.6 * new[4])
         new[4] *= 1 - 0.3 * rate
         # Wet removal and dry deposition.
@@ -480,6 +565,14 @@ class World:
         return {"co": co, "so2": so2, "o3": o3, "no2": no2, "pm10": pm10, "pm25": pm25}
 
 
+def _drift(early: F, late: F | None, hour_kst: int) -> F:
+    """An error map that drifts from ``early`` at 00 KST to ``late`` at 23 KST."""
+    if late is None:
+        return early
+    f = hour_kst / 23.0
+    return (1.0 - f) * early + f * late
+
+
 #: Where each gas levels off above its background (ppm); see :meth:`World.chemistry`.
 GAS_CEILING_PPM = {"no2": 0.25, "co": 8.0, "so2": 0.3}
 
@@ -492,42 +585,68 @@ def _saturate(x: F, ceiling: float) -> F:
 def systematic_errors() -> Errors:
     """The forecast model's fixed biases: the learnable part of its error."""
     return Errors(
-        city_emission_bias=1.6,
-        industry_emission_bias=0.55,
-        humid_secondary_bias=1.7,
-        washout_bias=1.8,
-        pbl_bias=0.75,
+        city_emission_bias=1.4,
+        industry_emission_bias=0.6,
+        humid_secondary_bias=1.4,
+        washout_bias=1.5,
+        pbl_bias=0.8,
     )
 
 
 #: Spread of the forecast's day-to-day random errors (standard deviations; "log" ones are of
-#: the logarithm of a multiplicative factor).
+#: the logarithm of a multiplicative factor). The domain-wide emission factor is small and
+#: bounded; most of the error is in where and when: local emissions, the weather's timing and
+#: position, and the plumes' timing and tracks.
 RANDOM_SPREAD = {
-    "weather timing (h)": 5.0,
-    "synoptic position (km)": 70.0,
+    "weather timing (h)": 6.0,
+    "synoptic position (km)": 90.0,
     "wind speed (fraction)": 0.25,
-    "emissions, whole domain (log)": 0.6,
-    "emissions, smooth local map (log)": 1.1,
-    "transboundary inflow amplitude (log)": 0.2,
-    "transboundary inflow timing (h)": 2.5,
-    "rain amount (log)": 0.7,
+    "emissions, whole domain (log)": 0.12,
+    "emissions, smooth local map (log)": 1.3,
+    "secondary formation, regional map (log)": 0.9,
+    "transboundary inflow amplitude (log)": 0.15,
+    "transboundary inflow timing (h)": 4.0,
+    "plume track (deg)": 15.0,
+    "clean-air background, regional map (log)": 0.5,
+    "rain amount (log)": 0.4,
 }
+#: Bounds of the domain-wide emission factor.
+EMISSION_SCALE_BOUNDS = (0.75, 1.33)
+#: Correlation lengths of the local emission and the regional secondary-formation error maps,
+#: in cells.
+EMISSION_MAP_CELLS, SECONDARY_MAP_CELLS, BACKGROUND_MAP_CELLS = 3.0, 6.0, 8.0
 
 
 def random_errors(seed: int, day: dt.date, shape: tuple[int, int]) -> Errors:
     """The CMAQ forecast's errors for a target day: random parts drawn per day, biases fixed."""
     rng = np.random.default_rng([seed, day.toordinal(), 23])
-    sd = list(RANDOM_SPREAD.values())
+    sd = RANDOM_SPREAD
+    domain = rng.lognormal(
+        -(sd["emissions, whole domain (log)"] ** 2) / 2, sd["emissions, whole domain (log)"]
+    )
+    inflow_sd = sd["transboundary inflow amplitude (log)"]
+    local_sd = sd["emissions, smooth local map (log)"]
+    regional_sd = sd["secondary formation, regional map (log)"]
     return replace(
         systematic_errors(),
-        time_shift_h=float(rng.normal(0.0, sd[0])),
-        shift_km=(float(rng.normal(0.0, sd[1])), float(rng.normal(0.0, sd[1]))),
-        wind_scale=float(np.clip(rng.normal(0.95, sd[2]), 0.5, 1.5)),
-        emission_scale=float(rng.lognormal(-(sd[3] ** 2) / 2, sd[3])),
-        emission_field=_smooth_noise(rng, shape, sd[4], 3.0),
-        inflow_scale=float(rng.lognormal(-(sd[5] ** 2) / 2, sd[5])),
-        inflow_shift_h=float(rng.normal(0.0, sd[6])),
-        rain_scale=float(rng.lognormal(0.0, sd[7])),
+        time_shift_h=float(rng.normal(0.0, sd["weather timing (h)"])),
+        shift_km=(
+            float(rng.normal(0.0, sd["synoptic position (km)"])),
+            float(rng.normal(0.0, sd["synoptic position (km)"])),
+        ),
+        wind_scale=float(np.clip(rng.normal(0.95, sd["wind speed (fraction)"]), 0.5, 1.5)),
+        emission_scale=float(np.clip(domain, *EMISSION_SCALE_BOUNDS)),
+        emission_field=_smooth_noise(rng, shape, local_sd, EMISSION_MAP_CELLS),
+        emission_field_late=_smooth_noise(rng, shape, local_sd, EMISSION_MAP_CELLS),
+        secondary_field=_smooth_noise(rng, shape, regional_sd, SECONDARY_MAP_CELLS),
+        secondary_field_late=_smooth_noise(rng, shape, regional_sd, SECONDARY_MAP_CELLS),
+        background_field=_smooth_noise(
+            rng, shape, sd["clean-air background, regional map (log)"], BACKGROUND_MAP_CELLS
+        ),
+        inflow_scale=float(rng.lognormal(-(inflow_sd**2) / 2, inflow_sd)),
+        inflow_shift_h=float(rng.normal(0.0, sd["transboundary inflow timing (h)"])),
+        inflow_bearing_deg=float(rng.normal(0.0, sd["plume track (deg)"])),
+        rain_scale=float(rng.lognormal(0.0, sd["rain amount (log)"])),
     )
 
 
@@ -537,6 +656,6 @@ def _smooth_noise(
     """A smooth lognormal multiplicative field with log-standard deviation ``sigma``."""
     field = gaussian_filter(rng.normal(0.0, 1.0, shape), cells)
     noise = np.exp(field * sigma / max(float(field.std()), 1e-9))
-    # Bounded: a forecast may be off by a factor of four somewhere, not by a factor of twenty.
-    noise = np.clip(noise / noise.mean(), 0.25, 4.0)
+    # Bounded: a forecast may be off by a factor of five somewhere, not by a factor of twenty.
+    noise = np.clip(noise / noise.mean(), 0.2, 5.0)
     return noise / noise.mean()

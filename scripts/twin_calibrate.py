@@ -1,0 +1,117 @@
+"""Calibrate the twin quickly: simulate a sample of its 7-day blocks in memory, print the targets.
+
+Nothing is written to disk: each sampled block runs truth, CMAQ forecast and analysis exactly as
+``pm25 twin`` does, and the statistics of ``pm25 twin report`` are computed on the days it
+yields. With ``--stride k`` every k-th block of each year is run, and the five-worst-days share
+is estimated from the ``5/k`` worst sampled days.
+
+    python scripts/twin_calibrate.py --years 2019 2020 2021 --stride 4
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from service.grid import Grid
+from service.settings import GridSpec
+from service.twin.archive import BLOCK_DAYS, Twin, block_start
+from service.twin.report import YearSums, seoul_cells, summarise_series
+
+
+def _block(args: tuple[int, dt.date]) -> list[tuple[dt.date, np.ndarray, np.ndarray]]:
+    seed, start = args
+    twin = Twin(GridSpec(), seed)
+    srows, scols = twin._service_rows, twin._service_cols
+    return [
+        (f.day, f.analysis.astype(np.float32), f.cmaq["pm25"][:, srows, scols].astype(np.float32))
+        for f in twin.simulate_block(start)
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--years", type=int, nargs="+", default=[2019, 2020, 2021])
+    parser.add_argument("--stride", type=int, default=4)
+    parser.add_argument("--offset", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    jobs = []
+    for year in args.years:
+        b = block_start(dt.date(year, 1, 1))
+        k = 0
+        while b <= dt.date(year, 12, 31):
+            if k % args.stride == args.offset:
+                jobs.append((args.seed, b))
+            b += dt.timedelta(days=BLOCK_DAYS)
+            k += 1
+    rows, cols = seoul_cells(Grid(GridSpec()))
+    sums: dict[int, YearSums] = {}
+    seoul: dict[int, list[np.ndarray]] = {}
+    daylist: dict[int, list[dt.date]] = {}
+    fields: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
+    means: dict[int, list[tuple[float, float]]] = {}
+    with ProcessPoolExecutor(args.workers) as pool:
+        for days in pool.map(_block, jobs):
+            for day, a, c in days:
+                if day.year not in args.years:
+                    continue
+                sums.setdefault(day.year, YearSums()).add(
+                    a.astype(np.float64), c.astype(np.float64)
+                )
+                seoul.setdefault(day.year, []).append(a[:, rows, cols].mean(axis=1))
+                daylist.setdefault(day.year, []).append(day)
+                fields.setdefault(day.year, []).append((a, c))
+                means.setdefault(day.year, []).append((float(a.mean()), float(c.mean())))
+    k5 = max(1, round(5 / args.stride))
+    print(f"stride {args.stride}: five worst ~ {k5} worst sampled days")
+    print("year days  mean   std   max  rmse  spat  bias  w5share  scale_rm  seoul_p99 ge75%")
+    for year, y in sorted(sums.items()):
+        s = summarise_series(np.concatenate(seoul[year]))
+        print(
+            f"{year} {len(y.daily_sse):4d} {y.analysis_mean:5.1f} {y.analysis_std:5.1f} "
+            f"{y.analysis_max:5.0f} {y.rmse:5.2f} {y.spatial_rmse:5.2f} "
+            f"{y.cmaq_mean - y.analysis_mean:+5.2f} {y.worst_days_share(k5):7.3f} "
+            f"{y.scale_removed:8.3f} {s.p99:8.1f} {s.ge75_percent:5.2f}"
+        )
+    days_all = sorted(
+        ((y.daily_sse[i], year, i) for year, y in sums.items() for i in range(len(y.daily_sse))),
+        reverse=True,
+    )
+    for sse, year, i in days_all[:8]:
+        d = daylist[year][i]
+        print(f"  worst: {d} rmse {np.sqrt(sse / sums[year].n * len(sums[year].daily_sse)):.1f} "
+              f"a {means[year][i][0]:.1f} c {means[year][i][1]:.1f}")
+    # The per-cell linear correction a + b * CMAQ, fitted on every year but the last, scored on it.
+    test_year = max(sums)
+    train = [(a, c) for y, v in fields.items() if y != test_year for a, c in v]
+    n = len(train)
+    sa = sum(a for a, _ in train).sum(axis=0)
+    sc = sum(c for _, c in train).sum(axis=0)
+    scc = sum(c * c for _, c in train).sum(axis=0)
+    sca = sum(c * a for a, c in train).sum(axis=0)
+    m = n * 24
+    b = (sca - sc * sa / m) / np.maximum(scc - sc * sc / m, 1e-9)
+    a0 = (sa - b * sc) / m
+    raw = np.mean([((c - a) ** 2).mean() for a, c in fields[test_year]]) ** 0.5
+    lin = np.mean([((np.maximum(a0 + b * c, 0) - a) ** 2).mean() for a, c in fields[test_year]]) ** 0.5
+    print(f"linear per-cell correction on {test_year}: RMSE {raw:.2f} -> {lin:.2f} "
+          f"({100 * (1 - lin / raw):.1f}% lower)")
+    allseoul = summarise_series(np.concatenate([np.concatenate(v) for v in seoul.values()]))
+    print(
+        f"Seoul all: mean {allseoul.mean:.1f} p99 {allseoul.p99:.1f} "
+        f"ge75 {allseoul.ge75_percent:.2f}% "
+        f"lag1 {allseoul.lag1:.3f} lag24 {allseoul.lag24:.2f}"
+    )
+
+
+if __name__ == "__main__":
+    main()
