@@ -59,6 +59,7 @@ class TrainConfig:
     seed: int = 0
     verbose: int = 2
     time_limit_s: float | None = None  # stop after this long (best weights still restored)
+    deadline: float | None = None  # time.time() by which training must have stopped
     # -- issue 14 -----------------------------------------------------------------------------
     validation: Literal["split", "seasonal"] = "split"
     validation_every_weeks: int = 5  # seasonal: every n-th week (from the first day) held out
@@ -75,7 +76,7 @@ class TrainConfig:
     def describe(self) -> dict[str, Any]:
         """The options that differ from the paper's setup (empty for the paper's Case N)."""
         paper = TrainConfig(case=self.case)
-        skip = {"epochs", "verbose", "time_limit_s", "filters", "seed"}
+        skip = {"epochs", "verbose", "time_limit_s", "deadline", "filters", "seed"}
         return {
             f.name: getattr(self, f.name)
             for f in fields(self)
@@ -173,13 +174,9 @@ def scaled(
     return out
 
 
-def _residual(
-    config: TrainConfig, x_scaler: MinMax, y_scaler: MinMax, channel: int | None
-) -> Residual | None:
-    if not config.residual:
-        return None
-    if channel is None:
-        raise ValueError("the residual variant needs the CMAQ PM2.5 channel")
+def residual_for(x_scaler: MinMax, y_scaler: MinMax, channel: int) -> Residual:
+    """The map of CMAQ's PM2.5 (input ``channel``) from the inputs' scaled units to the
+    target's, for :class:`models.layers.CmaqResidual`."""
     x_lo, x_span = x_scaler.low_span(channel)
     y_lo, y_span = y_scaler.low_span(0)
     return Residual(channel, x_span / y_span, (x_lo - y_lo) / y_span)
@@ -223,7 +220,11 @@ def train(
     _distribute()
     input_scaler = MinMax.fit(x)
     target_scaler = MinMax.fit(np.asarray(y)[..., None])
-    residual = _residual(config, input_scaler, target_scaler, cmaq_channel)
+    residual = None
+    if config.residual:
+        if cmaq_channel is None:
+            raise ValueError("the residual variant needs the CMAQ PM2.5 channel")
+        residual = residual_for(input_scaler, target_scaler, cmaq_channel)
     shape = tuple(x.shape[1:])
     paper_split = config.validation == "split" and config.oversample <= 1
     if paper_split:  # exactly the paper's call: Keras takes the last 20% itself
@@ -231,6 +232,8 @@ def train(
         data: dict[str, Any] = {"validation_split": config.validation_split}
     else:
         train_idx, val_idx = split_days(x.shape[0], config, dates, y)
+        if val_idx.size == 0:
+            raise ValueError(f"no validation days among {x.shape[0]} ({config.validation})")
         data = {
             "validation_data": (
                 scaled(x, input_scaler, val_idx),
@@ -262,8 +265,11 @@ def train(
                 monitor="val_loss", patience=config.stop_patience, restore_best_weights=True
             ),
         ]
-        if config.time_limit_s:
-            callbacks.append(TimeLimit(config.time_limit_s))
+        limits = [config.time_limit_s or np.inf]
+        if config.deadline is not None:
+            limits.append(config.deadline - time.time())
+        if min(limits) < np.inf:
+            callbacks.append(TimeLimit(max(min(limits), 1.0)))
         fit = model.fit(
             xs,
             ys,
