@@ -146,11 +146,13 @@ PAPER: dict[str, PaperNumbers] = {
 
 
 def predict_all(model: Any, x: npt.NDArray[np.floating], batch: int = 8) -> F32:
-    """Run a :class:`~models.artifact.LoadedModel` over many days."""
-    out = np.empty((x.shape[0], *x.shape[1:4]), np.float32)
-    for start in range(0, x.shape[0], batch):
-        out[start : start + batch] = model.predict(np.asarray(x[start : start + batch]))
-    return out
+    """Run a :class:`~models.artifact.LoadedModel` over many days (inputs on its grid, or on
+    its wider window for a model with a margin: the output is on its grid)."""
+    parts = [
+        np.asarray(model.predict(np.asarray(x[start : start + batch])), np.float32)
+        for start in range(0, x.shape[0], batch)
+    ]
+    return np.concatenate(parts)
 
 
 def evaluate(

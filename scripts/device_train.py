@@ -256,6 +256,9 @@ def main() -> None:
     parser.add_argument("--bf16", action="store_true", help="bfloat16 mixed precision")
     parser.add_argument("--years", default="2019,2021,2022", help="train start, train end, test")
     parser.add_argument("--days", type=int, default=0, help="limit each year to N days (dry runs)")
+    parser.add_argument(
+        "--keep-archive", action="store_true", help="reuse WORK/archive if it exists (dry runs)"
+    )
     args = parser.parse_args()
     t0 = time.time()
     command = "python scripts/device_train.py " + " ".join(sys.argv[1:])
@@ -281,8 +284,9 @@ def main() -> None:
         test_end = test_start + dt.timedelta(days=args.days - 1)
     args.out.mkdir(parents=True, exist_ok=True)
     archive = args.work / "archive"
-    generate(GridSpec(), first, train_end, archive, progress=False)
-    generate(GridSpec(), test_start, test_end, archive, progress=False)
+    if not (args.keep_archive and archive.is_dir()):
+        generate(GridSpec(), first, train_end, archive, progress=False)
+        generate(GridSpec(), test_start, test_end, archive, progress=False)
     print(f"archive in {time.time() - t0:.0f} s", flush=True)
     t1 = time.time()
     for name, (a, b) in {"train": (first, train_end), "test": (test_start, test_end)}.items():
