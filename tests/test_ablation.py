@@ -269,7 +269,8 @@ def test_the_all_variant_trains_saves_and_serves_through_the_services_loader(
     )
     card = train_on_dataset(data, 3, tmp_path / "model", config=config, grid=GridSpec(),
                             synthetic=True, archive=tmp_path / "archive")  # fmt: skip
-    assert card.margin == 4 and card.name.startswith("convlstm-case3+validation=seasonal")
+    assert card.margin == 4 and card.name.startswith("convlstm-case3+batch_size=4+")
+    assert "+validation=seasonal+" in card.name and card.name.endswith("+residual")
     assert card.training["validation_days"] == 7 and card.training["options"]["residual"]
     forecaster = load_forecaster(str(tmp_path / "model" / "model.keras"), GridSpec())
     tensor = assemble_inputs(DAY, Settings(inbox=tmp_path / "archive")).tensor
