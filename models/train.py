@@ -83,6 +83,27 @@ class TrainConfig:
             if f.name not in skip and getattr(self, f.name) != getattr(paper, f.name)
         }
 
+    def variant(self) -> dict[str, Any]:
+        """The issue-14 options that differ from the paper's (what names a variant)."""
+        return {k: v for k, v in self.describe().items() if k in VARIANT_FIELDS}
+
+
+#: The options that make a model another variant of its case (not how fast it was trained).
+VARIANT_FIELDS = frozenset(
+    {
+        "validation",
+        "validation_every_weeks",
+        "margin",
+        "loss",
+        "loss_threshold",
+        "loss_power",
+        "oversample",
+        "oversample_threshold",
+        "oversample_fraction",
+        "residual",
+    }
+)
+
 
 #: The named Case-3 variants of issue 14: one change at a time, then all together.
 VARIANTS: dict[str, dict[str, Any]] = {

@@ -78,7 +78,8 @@ def test_every_variant_is_one_change_and_all_is_their_union() -> None:
     paper = TrainConfig()
     assert paper.describe() == {} and variant_config("case3") == paper
     for name, change in VARIANTS.items():
-        assert variant_config(name).describe() == change, name
+        assert variant_config(name).describe() == change == variant_config(name).variant(), name
+    assert variant_config("case3", batch_size=2).variant() == {}  # the same network and data
     assert len(VARIANTS["all"]) == len(VARIANTS) - 1
     with pytest.raises(ValueError, match="unknown run"):
         variant_config("case5")
@@ -269,8 +270,11 @@ def test_the_all_variant_trains_saves_and_serves_through_the_services_loader(
     )
     card = train_on_dataset(data, 3, tmp_path / "model", config=config, grid=GridSpec(),
                             synthetic=True, archive=tmp_path / "archive")  # fmt: skip
-    assert card.margin == 4 and card.name.startswith("convlstm-case3+batch_size=4+")
-    assert "+validation=seasonal+" in card.name and card.name.endswith("+residual")
+    assert card.name == (
+        "convlstm-case3+validation=seasonal+validation_every_weeks=2+margin=4+loss=weighted_mae"
+        "+oversample=3+oversample_threshold=20.0+residual"
+    )
+    assert card.margin == 4 and card.training["options"]["batch_size"] == 4
     assert card.training["validation_days"] == 7 and card.training["options"]["residual"]
     forecaster = load_forecaster(str(tmp_path / "model" / "model.keras"), GridSpec())
     tensor = assemble_inputs(DAY, Settings(inbox=tmp_path / "archive")).tensor

@@ -85,9 +85,9 @@ def make_card(
 
 
 def model_name(config: TrainConfig) -> str:
-    """``convlstm-caseN`` for the paper's setup; the changed options appended otherwise."""
+    """``convlstm-caseN`` for the paper's network and data; the variant's options appended."""
     parts = [f"convlstm-case{config.case}"]
-    for key, value in config.describe().items():
+    for key, value in config.variant().items():
         parts.append(key if value is True else f"{key}={value}")
     return "+".join(parts)
 
