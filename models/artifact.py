@@ -9,6 +9,12 @@ features, grid, hours and both scalings). Loading checks both, so neither the we
 card's scaling can be edited silently; the descriptive parts (name, metrics, training notes)
 stay editable (``pm25 evaluate --record`` writes the metrics). Loading also refuses a model
 made for other features or another grid.
+
+A model trained with a margin (issue 14) reads its inputs on a window ``margin`` cells wider
+than the card's grid on each side and forecasts on the grid itself (its network crops). The
+card's ``margin`` says so, and :meth:`LoadedModel.predict` takes either the wider window or,
+from a caller that only has the grid (the daily run today), the grid's tensor, whose edge
+values it then repeats outwards.
 """
 
 from __future__ import annotations
@@ -30,6 +36,9 @@ CARD_NAME = "card.json"
 MODEL_NAME = "model.keras"
 #: The card fields that change a forecast; ``artifact_sha256`` covers them and the weights.
 OUTPUT_FIELDS = ("case", "features", "grid", "hours", "input_scaling", "target_scaling")
+#: Fields that change a forecast too but that older cards lack: covered when not at their
+#: default, so the checksums of cards written before them stay valid.
+OPTIONAL_OUTPUT_FIELDS = {"margin": 0}
 
 
 class ModelArtifactError(Exception):
@@ -57,6 +66,7 @@ class ModelCard:
     weights_sha256: str = ""
     artifact_sha256: str = ""
     created: str = ""
+    margin: int = 0  # input cells beyond the grid on each side (issue 14)
 
     @property
     def feature_names(self) -> list[str]:
@@ -74,6 +84,13 @@ class ModelCard:
         card's :data:`OUTPUT_FIELDS`, as canonical JSON."""
         payload = {"weights_sha256": self.weights_sha256}
         payload.update({name: getattr(self, name) for name in OUTPUT_FIELDS})
+        payload.update(
+            {
+                name: getattr(self, name)
+                for name, default in OPTIONAL_OUTPUT_FIELDS.items()
+                if getattr(self, name) != default
+            }
+        )
         canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), allow_nan=False)
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
@@ -208,6 +225,8 @@ class LoadedModel:
                 )
         import keras
 
+        import models.layers  # noqa: F401  (registers the variants' layers with Keras)
+
         try:
             self.model = keras.saving.load_model(path, compile=False)
         except Exception as exc:  # Keras reports a zip it cannot read as "File not found"
@@ -220,24 +239,32 @@ class LoadedModel:
         self._call = _compiled_call(self.model)
 
     def predict(self, tensor: npt.NDArray[np.floating]) -> npt.NDArray[np.float32]:
-        """Forecast PM2.5 (ug/m3) from one day ``(24, rows, cols, F)`` or a batch of days."""
+        """Forecast PM2.5 (ug/m3) on the card's grid from one day ``(24, rows, cols, F)`` or a
+        batch of days; with a margin, on the wider window or on the grid (edges repeated)."""
         x = np.asarray(tensor, np.float32)
         single = x.ndim == 4
         if single:
             x = x[None]
-        expected = (
-            self.card.hours,
-            self.card.grid["nrows"],
-            self.card.grid["ncols"],
-            len(self.card.features),
-        )
+        m = self.card.margin
+        grid = (self.card.hours, self.card.grid["nrows"], self.card.grid["ncols"])
+        expected = (grid[0], grid[1] + 2 * m, grid[2] + 2 * m, len(self.card.features))
+        if m and x.shape[1:] == (*grid, expected[3]):
+            x = pad_margin(x, m)
         if x.shape[1:] != expected:
             raise ModelArtifactError(
                 f"{self.path}: input shape {x.shape[1:]} does not match the card's {expected}"
+                + (f" (its grid and a margin of {m} cells)" if m else "")
             )
         y = np.asarray(self._call(self.input_scaler.transform(x)))[..., 0]
         out = self.target_scaler.inverse(y[..., None])[..., 0]
         return out[0] if single else out
+
+
+def pad_margin(x: npt.NDArray[np.float32], margin: int) -> npt.NDArray[np.float32]:
+    """Widen ``(days, hours, rows, cols, F)`` by ``margin`` cells on each side, repeating the
+    edge values: the stand-in for a margin model's wider window where only the grid was read."""
+    pad = ((0, 0), (0, 0), (margin, margin), (margin, margin), (0, 0))
+    return np.pad(x, pad, mode="edge")
 
 
 def _grid_differences(card_grid: dict[str, Any], expected: dict[str, Any]) -> list[str]:

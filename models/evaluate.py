@@ -6,7 +6,7 @@ import datetime as dt
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypedDict, cast
+from typing import TYPE_CHECKING, Any, Literal, NotRequired, TypedDict, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -53,14 +53,52 @@ class ModelScores(Scores):
     rmse_reduction_percent: float
 
 
+class Event(TypedDict):
+    """POD, FAR and CSI of a yes/no event (``None`` where nothing was there to count)."""
+
+    pod: float | None
+    far: float | None
+    csi: float | None
+
+
+class Peak(TypedDict):
+    """The RMSE over the cell-hours whose analysis is at least ``threshold``."""
+
+    threshold: float
+    n: int
+    rmse: float | None
+
+
+class Skill(TypedDict):
+    """Scores where people care (issue 14), as the verification module computes them for a
+    period (``service.verification.scores.period_skill``); rows of the ablation table."""
+
+    days: int
+    rmse_mean: float
+    spatial_rmse_mean: float
+    peak: Peak
+    std: float
+    band_width: int
+    band: float | None
+    interior: float | None
+    band_ratio: float | None
+    bad_or_worse: Event
+    very_bad: Event
+    days_worse: int | None
+
+
 class Metrics(TypedDict):
-    """What :func:`evaluate` measures; the report prints it and ``metrics.json`` holds it."""
+    """What :func:`evaluate` measures; the report prints it and ``metrics.json`` holds it.
+
+    ``skill`` (issue 14) has a row for raw CMAQ (``cmaq``), the baselines and every model.
+    """
 
     period: list[str]
     days: int
     truth: Distribution
     cmaq: Scores
     models: dict[str, ModelScores]
+    skill: NotRequired[dict[str, Skill]]
 
 
 @dataclass(frozen=True)
@@ -108,17 +146,25 @@ PAPER: dict[str, PaperNumbers] = {
 
 
 def predict_all(model: Any, x: npt.NDArray[np.floating], batch: int = 8) -> F32:
-    """Run a :class:`~models.artifact.LoadedModel` over many days."""
-    out = np.empty((x.shape[0], *x.shape[1:4]), np.float32)
-    for start in range(0, x.shape[0], batch):
-        out[start : start + batch] = model.predict(np.asarray(x[start : start + batch]))
-    return out
+    """Run a :class:`~models.artifact.LoadedModel` over many days (inputs on its grid, or on
+    its wider window for a model with a margin: the output is on its grid)."""
+    parts = [
+        np.asarray(model.predict(np.asarray(x[start : start + batch])), np.float32)
+        for start in range(0, x.shape[0], batch)
+    ]
+    return np.concatenate(parts)
 
 
-def evaluate(predictions: dict[str, F32], cmaq: F32, truth: F32, dates: list[dt.date]) -> Metrics:
-    """Metrics of raw CMAQ and every model over the same days."""
+def evaluate(
+    predictions: dict[str, F32],
+    cmaq: F32,
+    truth: F32,
+    dates: list[dt.date],
+    skill: dict[str, Skill] | None = None,
+) -> Metrics:
+    """Metrics of raw CMAQ and every model over the same days (with ``skill``, its rows)."""
     # models.metrics returns plain dicts with exactly the keys of these types.
-    return {
+    out: Metrics = {
         "period": [dates[0].isoformat(), dates[-1].isoformat()],
         "days": len(dates),
         "truth": cast(Distribution, distribution(truth)),
@@ -127,6 +173,9 @@ def evaluate(predictions: dict[str, F32], cmaq: F32, truth: F32, dates: list[dt.
             name: cast(ModelScores, score(p, truth, cmaq)) for name, p in predictions.items()
         },
     }
+    if skill is not None:
+        out["skill"] = skill
+    return out
 
 
 def card_metrics(metrics: Metrics, name: str, truth: str) -> dict[str, Any]:
@@ -289,7 +338,106 @@ def tables(metrics: Metrics) -> list[str]:
         "|---|---|---|---|",
         *[_improvement_row(n, models[n]) for n in names],
         "",
+        *(
+            ["## Table 6: where people care (not in the paper)", "", *skill_table(metrics["skill"])]
+            if "skill" in metrics
+            else []
+        ),
     ]
+
+
+SKILL_HEADER = [
+    "| | RMSE | spatial RMSE | RMSE at analysis >= 75 | std | band RMSE | interior RMSE "
+    "| band / interior | >= 36: POD / FAR / CSI | >= 76: POD / FAR / CSI | days worse than CMAQ |",
+    "|---|---|---|---|---|---|---|---|---|---|---|",
+]
+#: How the rows of the skill tables are labelled.
+LABELS = {"cmaq": "raw CMAQ", "linear": "per-cell linear correction",
+          "linear_hourly": "per-cell, per-hour linear correction"}  # fmt: skip
+
+
+def _num(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _event(e: Event) -> str:
+    return f"{_num(e['pod'])} / {_num(e['far'])} / {_num(e['csi'])}"
+
+
+def skill_row(label: str, s: Skill) -> str:
+    """One row of the skill table (all values in ug/m3 but the ratios and counts)."""
+    worse = "-" if s["days_worse"] is None else f"{s['days_worse']} of {s['days']}"
+    return (
+        f"| {label} | {s['rmse_mean']:.2f} | {s['spatial_rmse_mean']:.2f} "
+        f"| {_num(s['peak']['rmse'])} | {s['std']:.2f} | {_num(s['band'])} "
+        f"| {_num(s['interior'])} | {_num(s['band_ratio'])} | {_event(s['bad_or_worse'])} "
+        f"| {_event(s['very_bad'])} | {worse} |"
+    )
+
+
+def skill_table(skill: dict[str, Skill], order: list[str] | None = None) -> list[str]:
+    """The skill table as markdown lines: raw CMAQ and the baselines first, then ``order``
+    (default: every other row, sorted)."""
+    first = [k for k in ("cmaq", "linear", "linear_hourly") if k in skill]
+    rest = order if order is not None else sorted(k for k in skill if k not in first)
+    width = next(iter(skill.values()))["band_width"] if skill else 3
+    return [
+        f"RMSE and spatial RMSE are the paper's (means over the 24 hours); the band is the outer "
+        f"{width} cells of the grid; POD, FAR and CSI are for the grade of each cell's daily mean "
+        "(bad or worse: >= 36 ug/m3; very bad: >= 76 ug/m3); a day is worse than CMAQ when its "
+        "RMSE over all cell-hours is.",
+        "",
+        *SKILL_HEADER,
+        *[skill_row(LABELS.get(k, k), skill[k]) for k in [*first, *rest] if k in skill],
+        "",
+    ]
+
+
+def write_ablation(
+    metrics: Metrics,
+    out: Path,
+    order: list[str] | None = None,
+    descriptions: dict[str, str] | None = None,
+    commands: list[str] | None = None,
+    notes: str | None = None,
+) -> Path:
+    """Write ``ABLATION.md``: the skill table of raw CMAQ, the baselines and every run.
+
+    Parameters
+    ----------
+    metrics
+        From :func:`evaluate`, with ``skill``.
+    out
+        The folder to write (made if missing).
+    order
+        The runs in the order of the table (default: sorted).
+    descriptions
+        What each run changes, listed under the table.
+    commands, notes
+        As for :func:`write_report`.
+    """
+    if "skill" not in metrics:
+        raise ValueError("the metrics carry no skill scores (evaluate(..., skill=...))")
+    out.mkdir(parents=True, exist_ok=True)
+    lines = [
+        "# Ablation: Case 3 and its variants against raw CMAQ where people care",
+        "",
+        f"Test period {metrics['period'][0]} .. {metrics['period'][1]} ({metrics['days']} days); "
+        "truth is the PM2.5 analysis.",
+        "",
+    ]
+    if commands:
+        lines += ["Made with:", "", "```bash", *commands, "```", ""]
+    lines += skill_table(metrics["skill"], order)
+    if descriptions:
+        lines += ["What each run changes:", ""]
+        lines += [f"- **{k}**: {v}" for k, v in descriptions.items()]
+        lines += [""]
+    if notes:
+        lines += [notes.strip(), ""]
+    path = out / "ABLATION.md"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
 
 
 def write_report(

@@ -34,6 +34,11 @@ class MinMax:
         span = np.asarray(self.high, np.float32) - lo
         return lo, np.where(span > 0, span, np.float32(1.0)).astype(np.float32)
 
+    def low_span(self, channel: int) -> tuple[float, float]:
+        """The minimum of one channel and the span that ``transform`` divides by."""
+        lo, span = self._arrays()
+        return float(lo[channel]), float(span[channel])
+
     def transform(self, data: npt.NDArray[np.floating]) -> F32:
         lo, span = self._arrays()
         return ((np.asarray(data, np.float32) - lo) / span).astype(np.float32)

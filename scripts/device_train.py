@@ -1,12 +1,29 @@
-"""Train and score all four cases on a fresh twin archive, on a GPU machine (Keras on JAX).
+"""Train and score a list of named runs on a fresh twin archive, on a GPU machine (Keras on JAX).
 
-Run from the repository root with ``KERAS_BACKEND=jax``; writes into ``$OUT`` (or ``--out``):
-``caseN/model.keras``, ``caseN/card.json``, ``caseN/history.json``, ``metrics.json`` and
-``maps.npz`` (8-9 January of the test year) for the report, and ``log.txt``. Each case
-trains in its own process; with several GPUs the cases are dealt out over them (case ``k`` of
-the list on GPU ``k mod n``), otherwise they share the one GPU.
+Run from the repository root with ``KERAS_BACKEND=jax``. The runs are the paper's Cases 1-4
+(``case1``..``case4``, the paper's setup) and the Case-3 variants of issue 14
+(:data:`models.train.VARIANTS`: ``val_seasonal``, ``margin``, ``weighted_loss``,
+``oversample``, ``residual``, ``all``). One call:
 
-    python scripts/device_train.py --out $OUT --minutes 12
+1. writes the twin archive (train years and test year) with the project's own generator;
+2. builds the datasets through the service's readers, once, with the widest input margin any
+   run needs (the narrower runs take a view of it: the interior is byte-identical to reading
+   the service grid itself, tests/test_ablation.py checks it);
+3. trains every run in its own process, all at once, dealt over the GPUs present (run ``k``
+   on GPU ``k mod n``; several processes share a GPU, none preallocates its memory), under
+   one common deadline (each stops after the epoch past which another would overrun it, with
+   its best weights), while this process fits and scores the per-cell linear corrections;
+4. scores each run on the test year where it trained (its saved artifact, reloaded: the
+   round trip is checked), and writes, into ``$OUT`` (or ``--out``), at most six files:
+   ``runs.tar`` (each run's ``model.keras``, ``card.json`` with its test scores, history,
+   learning curve and training log), ``metrics.json`` (the report's metrics with the skill
+   rows), ``ABLATION.md``, ``maps.npz`` (8-9 January of the test year, float16) and the
+   summary lines on stdout. They are rewritten as each run ends, so a call cut short still
+   returns what finished.
+
+    python scripts/device_train.py --out $OUT --deadline 540
+    python scripts/device_train.py --out $OUT --only case3,all --deadline 300
+    python scripts/device_train.py --out /tmp/dry --days 12 --filters 2 --deadline 120  # CPU
 """
 
 from __future__ import annotations
@@ -22,10 +39,45 @@ import datetime as dt  # noqa: E402
 import json  # noqa: E402
 import multiprocessing as mp  # noqa: E402
 import sys  # noqa: E402
+import tarfile  # noqa: E402
 import time  # noqa: E402
+import traceback  # noqa: E402
 from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+RUNS = [
+    "case3",
+    "all",
+    "residual",
+    "margin",
+    "weighted_loss",
+    "oversample",
+    "val_seasonal",
+    "case1",
+    "case2",
+    "case4",
+]
+TRUTH = "twin PM2.5 assimilation analysis (SYNTHETIC)"
+DESCRIPTIONS = {
+    "case1": "the paper's Case 1 (tanh everywhere), the paper's setup",
+    "case2": "the paper's Case 2 (ReLU in the ConvLSTMs, tanh output), the paper's setup",
+    "case3": "the paper's Case 3 (tanh, ReLU output), the paper's setup: the reference",
+    "case4": "the paper's Case 4 (ReLU everywhere), the paper's setup",
+    "val_seasonal": "Case 3; validation = every 5th whole week of 2019-2021 instead of the last "
+    "20% of the days",
+    "margin": "Case 3; inputs on a window 4 cells wider on each side (the CMAQ parent grid), "
+    "output cropped to the service grid in the network, so the loss never sees the margin",
+    "margin_padded": "the margin model fed the service grid's inputs with their edge values "
+    "repeated outwards (what the daily run gives it until it reads the wider window)",
+    "weighted_loss": "Case 3; MAE weighted by 1 + (analysis / 75 ug/m3)^2",
+    "oversample": "Case 3; training days with >= 1% of their cell-hours at >= 75 ug/m3 three times",
+    "residual": "Case 3; the network predicts the correction to CMAQ's PM2.5 "
+    "(output = ReLU(CMAQ + linear ConvLSTM output))",
+    "all": "Case 3 with all five changes together",
+    "all_padded": "the 'all' model fed the service grid's inputs with edges repeated",
+}
 
 
 def _gpu_count() -> int:
@@ -39,131 +91,266 @@ def _gpu_count() -> int:
     return sum(line.startswith("GPU ") for line in listing.stdout.splitlines())
 
 
-def _train_case(args: tuple[int, str, str, float, int, int, str | None]) -> str:
-    case, cache, out, minutes, epochs, filters, gpu = args
-    os.environ["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"
-    if gpu is not None:  # before JAX starts in this process
-        os.environ["CUDA_VISIBLE_DEVICES"] = gpu
-    from models.train import TrainConfig
+def _redirect(log_path: Path) -> None:
+    """Send this process's stdout and stderr (Keras' epoch lines, XLA's notes) to a file."""
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+
+
+def _run(job: dict[str, Any]) -> dict[str, Any]:
+    """Train one run, save it, reload it, score it on the test year; never raises."""
+    name = job["name"]
+    folder = Path(job["work"]) / "runs" / name
+    folder.mkdir(parents=True, exist_ok=True)
+    os.environ["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"  # several processes share a GPU
+    os.environ.setdefault("KERAS_BACKEND", "jax")
+    if job["gpu"] is not None:  # before JAX starts in this process
+        os.environ["CUDA_VISIBLE_DEVICES"] = job["gpu"]
+    _redirect(folder / "train.log")
+    t0 = time.time()
+    try:
+        return _train_and_score(job, folder, t0)
+    except Exception:
+        traceback.print_exc()
+        return {"name": name, "error": traceback.format_exc(limit=3)[-600:]}
+
+
+def _train_and_score(job: dict[str, Any], folder: Path, t0: float) -> dict[str, Any]:
+    import numpy as np
+
+    from models.artifact import LoadedModel, record_metrics
+    from models.evaluate import card_metrics, evaluate, map_days, predict_all
+    from models.train import variant_config
+    from service.features import FEATURE_NAMES
     from service.settings import GridSpec
     from service.training.dataset import open_dataset
-    from service.training.workflow import train_on_dataset
+    from service.training.workflow import skill_rows, train_on_dataset
 
-    data = open_dataset(cache)
-    config = TrainConfig(
-        case=case, epochs=epochs, verbose=2, time_limit_s=minutes * 60, filters=filters
+    name = job["name"]
+    config = variant_config(
+        name,
+        epochs=job["epochs"],
+        filters=job["filters"],
+        verbose=2,
+        deadline=job["deadline"],
+        mixed_precision=job["bf16"],
     )
     card = train_on_dataset(
-        data,
-        case,
-        Path(out) / f"case{case}",
+        open_dataset(job["train"]),
+        config.case,
+        folder,
         config=config,
         grid=GridSpec(),
         synthetic=True,
-        archive=Path("twin-2019-2022"),
+        archive=Path(job["archive_name"]),
     )
-    return (
-        f"case {case} (GPU {gpu}): best epoch {card.training['best_epoch']} "
-        f"of {card.training['epochs_run']}"
+    trained = time.time()
+    test = open_dataset(job["test"])
+    model = LoadedModel(folder / "model.keras", list(FEATURE_NAMES))
+    preds = {name: predict_all(model, test.with_margin(card.margin).x, batch=16)}
+    if card.margin:  # what the daily run gives it today: the service grid, edges repeated
+        preds[f"{name}_padded"] = predict_all(model, test.with_margin(0).x, batch=16)
+    cmaq, truth = test.cmaq, np.asarray(test.y)
+    metrics = evaluate(preds, cmaq, truth, test.dates)
+    record_metrics(folder / "model.keras", card_metrics(metrics, name, TRUTH))
+    skill = skill_rows(preds, cmaq, truth)
+    idx = map_days(test.dates) or [0, min(1, len(test.dates) - 1)]
+    for key, p in preds.items():
+        np.save(folder / f"maps-{key}.npy", p[idx].astype(np.float16))
+    return {
+        "name": name,
+        "gpu": job["gpu"],
+        "models": metrics["models"],
+        "skill": {k: v for k, v in skill.items() if k != "cmaq"},
+        "epochs_run": card.training["epochs_run"],
+        "best_epoch": card.training["best_epoch"],
+        "train_s": round(trained - t0),
+        "score_s": round(time.time() - trained),
+        "card_name": card.name,
+    }
+
+
+def _baselines(work: Path) -> dict[str, Any]:
+    """Raw CMAQ's and the linear corrections' scores and maps (CPU, while the GPUs train)."""
+    import numpy as np
+
+    from models.evaluate import evaluate, map_days
+    from service.training.dataset import open_dataset
+    from service.training.workflow import linear_baselines, skill_rows
+
+    train, test = open_dataset(work / "train"), open_dataset(work / "test")
+    preds = linear_baselines(train, test)
+    cmaq, truth = test.cmaq, np.asarray(test.y)
+    metrics = evaluate(preds, cmaq, truth, test.dates, skill_rows(preds, cmaq, truth))
+    idx = map_days(test.dates) or [0, min(1, len(test.dates) - 1)]
+    maps = {"analysis": truth[idx], "raw CMAQ": cmaq[idx], **{k: v[idx] for k, v in preds.items()}}
+    return {"metrics": metrics, "maps": {k: v.astype(np.float16) for k, v in maps.items()}}
+
+
+def _write_outputs(
+    out: Path, work: Path, base: dict[str, Any], done: list[dict[str, Any]], command: str
+) -> None:
+    """(Re)write metrics.json, ABLATION.md, maps.npz and runs.tar from what has finished."""
+    import numpy as np
+
+    from models.evaluate import write_ablation
+
+    metrics = json.loads(json.dumps(base["metrics"]))  # a deep copy
+    order = []
+    for run in sorted(done, key=lambda r: RUNS.index(r["name"])):
+        if "error" in run:
+            continue
+        metrics["models"].update(run["models"])
+        metrics["skill"].update(run["skill"])
+        order += list(run["skill"])
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=1), encoding="utf-8")
+    trained = "; ".join(
+        f"{r['name']}: {r['epochs_run']} epochs (best {r['best_epoch']})"
+        if "error" not in r
+        else f"{r['name']}: FAILED"
+        for r in done
     )
+    write_ablation(
+        metrics,
+        out,
+        order=order,
+        descriptions={k: v for k, v in DESCRIPTIONS.items() if k in order},
+        commands=[command],
+        notes=f"Training: {trained}.",
+    )
+    maps = dict(base["maps"])
+    for run in done:
+        for path in sorted((work / "runs" / run["name"]).glob("maps-*.npy")):
+            maps[path.stem.removeprefix("maps-")] = np.load(path)
+    np.savez_compressed(out / "maps.npz", **maps)
+    tmp = out / ".runs.tar"
+    with tarfile.open(tmp, "w") as tar:
+        for run in done:
+            folder = work / "runs" / run["name"]
+            for path in sorted(folder.iterdir()):
+                if path.suffix != ".npy":
+                    tar.add(path, arcname=f"{run['name']}/{path.name}")
+    tmp.replace(out / "runs.tar")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", "out")))
     parser.add_argument("--work", type=Path, default=Path("/tmp/pm25"))
     parser.add_argument(
-        "--deadline",
-        type=float,
-        default=540.0,
-        help="seconds from start by which everything must be done",
+        "--deadline", type=float, default=540.0, help="seconds from start for everything"
     )
+    parser.add_argument(
+        "--score-reserve",
+        type=float,
+        default=80.0,
+        help="seconds kept after training for scoring and writing",
+    )
+    parser.add_argument("--runs", default=",".join(RUNS), help="the runs, in dealing order")
+    parser.add_argument("--only", default="", help="comma-separated subset of --runs")
     parser.add_argument("--epochs", type=int, default=200)
     parser.add_argument("--filters", type=int, default=36)
-    parser.add_argument("--cases", default="1,2,3,4")
+    parser.add_argument("--bf16", action="store_true", help="bfloat16 mixed precision")
     parser.add_argument("--years", default="2019,2021,2022", help="train start, train end, test")
     parser.add_argument("--days", type=int, default=0, help="limit each year to N days (dry runs)")
+    parser.add_argument(
+        "--keep-archive", action="store_true", help="reuse WORK/archive if it exists (dry runs)"
+    )
     args = parser.parse_args()
+    t0 = time.time()
+    command = "python scripts/device_train.py " + " ".join(sys.argv[1:])
+    runs = [r for r in args.runs.split(",") if r]
+    if args.only:
+        wanted = set(args.only.split(","))
+        unknown = wanted - set(runs)
+        if unknown:
+            parser.error(f"--only names runs not in --runs: {sorted(unknown)}")
+        runs = [r for r in runs if r in wanted]
+
+    from models.train import variant_config
+    from service.settings import GridSpec
+    from service.training.dataset import build_dataset
+    from service.twin.archive import generate
+
+    margin = max(variant_config(r).margin for r in runs)  # also refuses unknown names early
     y0, y1, yt = (int(v) for v in args.years.split(","))
     first, train_end = dt.date(y0, 1, 1), dt.date(y1, 12, 31)
     test_start, test_end = dt.date(yt, 1, 1), dt.date(yt, 12, 31)
     if args.days:
         train_end = first + dt.timedelta(days=args.days - 1)
         test_end = test_start + dt.timedelta(days=args.days - 1)
-    from service.settings import GridSpec
-    from service.training.dataset import build_dataset
-    from service.twin.archive import generate
-
-    t0 = time.time()
+    args.out.mkdir(parents=True, exist_ok=True)
     archive = args.work / "archive"
-    generate(GridSpec(), first, train_end, archive, progress=False)
-    generate(GridSpec(), test_start, test_end, archive, progress=False)
+    if not (args.keep_archive and archive.is_dir()):
+        generate(GridSpec(), first, train_end, archive, progress=False)
+        generate(GridSpec(), test_start, test_end, archive, progress=False)
     print(f"archive in {time.time() - t0:.0f} s", flush=True)
     t1 = time.time()
-    build_dataset(archive, first, train_end, args.work / "train", progress=False)
-    build_dataset(archive, test_start, test_end, args.work / "test", progress=False)
-    print(f"datasets in {time.time() - t1:.0f} s", flush=True)
-    for name in ("train", "test"):
+    for name, (a, b) in {"train": (first, train_end), "test": (test_start, test_end)}.items():
+        build_dataset(archive, a, b, args.work / name, progress=False, margin=margin)
         meta = json.loads((args.work / name / "dates.json").read_text())
         for day, why in list(meta.get("skipped", {}).items())[:20]:
             print(f"skipped {name} {day}: {why}", flush=True)
         print(f"{name}: {len(meta['kept'])} days kept, {len(meta['skipped'])} skipped", flush=True)
-    minutes = max(0.5, (args.deadline - (time.time() - t0) - 75.0) / 60.0)
-    print(f"training for at most {minutes:.1f} min", flush=True)
-    cases = [int(c) for c in args.cases.split(",")]
+    print(f"datasets (margin {margin}) in {time.time() - t1:.0f} s", flush=True)
+
     gpus = _gpu_count()
-    print(f"{gpus} GPU(s) for {len(cases)} case(s)", flush=True)
+    deadline = t0 + args.deadline - args.score_reserve
+    print(
+        f"{len(runs)} run(s) on {gpus} GPU(s), training until {deadline - t0:.0f} s "
+        f"({(deadline - time.time()) / 60:.1f} min from now)",
+        flush=True,
+    )
     jobs = [
-        (
-            c,
-            str(args.work / "train"),
-            str(args.out),
-            minutes,
-            args.epochs,
-            args.filters,
-            str(k % gpus) if gpus > 1 else None,
-        )
-        for k, c in enumerate(cases)
+        {
+            "name": r,
+            "gpu": str(k % gpus) if gpus else None,
+            "work": str(args.work),
+            "train": str(args.work / "train"),
+            "test": str(args.work / "test"),
+            "archive_name": f"twin-{y0}-{yt}",
+            "epochs": args.epochs,
+            "filters": args.filters,
+            "deadline": deadline,
+            "bf16": args.bf16,
+        }
+        for k, r in enumerate(runs)
     ]
     ctx = mp.get_context("spawn")
+    done: list[dict[str, Any]] = []
     with ctx.Pool(len(jobs)) as pool:
-        for line in pool.imap_unordered(_train_case, jobs):
-            print(line, flush=True)
-    print(f"training done at {time.time() - t0:.0f} s", flush=True)
-    try:
-        evaluate_test(args, cases)
-    except Exception:  # the trained models are already saved; report and keep them
-        import traceback
-
-        traceback.print_exc()
+        pending = pool.imap_unordered(_run, jobs)
+        base = _baselines(args.work)
+        cmaq, lin = base["metrics"]["skill"]["cmaq"], base["metrics"]["skill"]["linear"]
+        print(
+            f"baselines at {time.time() - t0:.0f} s: raw CMAQ rmse {cmaq['rmse_mean']:.2f}, "
+            f"linear correction {lin['rmse_mean']:.2f}",
+            flush=True,
+        )
+        _write_outputs(args.out, args.work, base, done, command)
+        for result in pending:
+            done.append(result)
+            _report(result, t0)
+            _write_outputs(args.out, args.work, base, done, command)
     print(f"all done at {time.time() - t0:.0f} s", flush=True)
 
 
-def evaluate_test(args: argparse.Namespace, cases: list[int]) -> None:
-    import numpy as np
-
-    from models.artifact import LoadedModel
-    from models.evaluate import evaluate, map_days, predict_all
-    from service.features import FEATURE_NAMES
-    from service.training.dataset import open_dataset
-
-    test = open_dataset(args.work / "test")
-    cmaq = np.asarray(test.x[..., FEATURE_NAMES.index("pm25")])
-    truth = np.asarray(test.y)
-    preds = {}
-    for c in cases:
-        model = LoadedModel(args.out / f"case{c}" / "model.keras", list(FEATURE_NAMES))
-        preds[f"case{c}"] = predict_all(model, test.x, batch=16)
-    metrics = evaluate(preds, cmaq, truth, test.dates)
-    (args.out / "metrics.json").write_text(json.dumps(metrics, indent=1))
-    idx = map_days(test.dates) or [0, min(1, len(test.dates) - 1)]
-    maps = {"analysis": truth[idx], "raw CMAQ": cmaq[idx], **{k: v[idx] for k, v in preds.items()}}
-    np.savez_compressed(args.out / "maps.npz", **{k: v.astype(np.float16) for k, v in maps.items()})
-    for name, m in metrics["models"].items():
+def _report(result: dict[str, Any], t0: float) -> None:
+    name = result["name"]
+    if "error" in result:
+        print(f"{name} FAILED at {time.time() - t0:.0f} s: {result['error']}", flush=True)
+        return
+    for key, s in result["skill"].items():
         print(
-            name,
-            f"rmse {m['rmse_mean']:.2f} (cmaq {metrics['cmaq']['rmse_mean']:.2f}) "
-            f"reduction {m['rmse_reduction_percent']:.1f}% min {m['distribution']['min']:.3g}",
+            f"{key} (GPU {result['gpu']}, {result['epochs_run']} epochs, best "
+            f"{result['best_epoch']}, {result['train_s']} + {result['score_s']} s): "
+            f"rmse {s['rmse_mean']:.2f}, peak {s['peak']['rmse'] or float('nan'):.2f}, "
+            f"band/interior {s['band_ratio'] or float('nan'):.2f}, "
+            f"csi76 {s['very_bad']['csi'] or 0:.2f}, days worse {s['days_worse']}",
+            flush=True,
         )
 
 

@@ -283,6 +283,12 @@ def twin_report(
     show_default=True,
     help="Whether the archive is the synthetic twin (recorded in the card).",
 )
+@click.option(
+    "--variant",
+    type=click.Choice(["val_seasonal", "margin", "weighted_loss", "oversample", "residual", "all"]),
+    default=None,
+    help="A Case-3 variant of issue 14 instead of the paper's setup (--case is then 3).",
+)
 def train(
     archive: Path,
     case: int,
@@ -294,11 +300,17 @@ def train(
     filters: int,
     seed: int,
     synthetic: bool,
+    variant: str | None,
 ) -> None:
     """Train a ConvLSTM case on an archive the paper's way; write a self-describing artifact."""
     _require_tensorflow()
+    from models.train import variant_config
     from service.training.workflow import train_from_archive
 
+    config = None
+    if variant is not None:
+        config = variant_config(variant, epochs=epochs, filters=filters, seed=seed)
+        case = config.case
     card = train_from_archive(
         archive,
         case,
@@ -310,6 +322,7 @@ def train(
         filters=filters,
         seed=seed,
         synthetic=synthetic,
+        config=config,
     )
     click.echo(
         f"saved {out / 'model.keras'} (case {case}, best epoch "
@@ -343,6 +356,15 @@ def train(
 @click.option(
     "--record", is_flag=True, help="Store each model's scores in its card.json (test metrics)."
 )
+@click.option(
+    "--baseline",
+    "baseline",
+    default=None,
+    metavar="START:END",
+    help="Fit the per-cell linear corrections of raw CMAQ on these days (the training years, "
+    "e.g. 2019-01-01:2021-12-31) and score them beside the models.",
+)
+@click.option("--ablation", is_flag=True, help="Write ABLATION.md beside the report too.")
 def evaluate(
     archive: Path,
     models_: tuple[Path, ...],
@@ -352,15 +374,33 @@ def evaluate(
     cache: Path | None,
     notes: Path | None,
     record: bool,
+    baseline: str | None,
+    ablation: bool,
 ) -> None:
     """Score models and raw CMAQ against the analysis with the paper's metrics; write a report."""
     _require_tensorflow()
     from service.settings import get_settings
     from service.training.workflow import evaluate_on_archive
 
+    period = None
+    if baseline is not None:
+        try:
+            first, last = (dt.date.fromisoformat(v) for v in baseline.split(":"))
+        except ValueError:
+            raise click.BadParameter("START:END, two ISO dates", param_hint="--baseline") from None
+        period = (first, last)
     paths = list(models_) or [get_settings().model_path]
     path = evaluate_on_archive(
-        archive, paths, start, end, out, cache=cache, notes=notes, record=record
+        archive,
+        paths,
+        start,
+        end,
+        out,
+        cache=cache,
+        notes=notes,
+        record=record,
+        baseline_period=period,
+        ablation=ablation,
     )
     click.echo(f"report written to {path}")
 

@@ -262,3 +262,108 @@ def aggregate(days: Sequence[dict[str, Any]]) -> dict[str, Any]:
         int(sum(d["peak"]["n"] for d in days)), float(sum(d["peak"]["sse"] for d in days))
     )
     return out
+
+
+# -- a period of forecasts at once: the scores of the model ablation (issue 14) ---------------
+
+BAND_WIDTH = 3
+"""Cells of the outer band of the grid, where the ConvLSTM's zero padding shows (PAPER.md)."""
+
+
+def band_mask(shape: tuple[int, int], width: int = BAND_WIDTH) -> npt.NDArray[np.bool_]:
+    """True on the outer ``width`` cells of a ``(rows, cols)`` grid, False inside.
+
+    >>> int(band_mask((5, 6), 2).sum()), int((~band_mask((5, 6), 2)).sum())
+    (28, 2)
+    """
+    rows, cols = shape
+    if 2 * width >= min(rows, cols):
+        raise ValueError(f"a band of {width} cells leaves no interior in {shape}")
+    band = np.ones(shape, bool)
+    band[width:-width, width:-width] = False
+    return band
+
+
+def region_sse(forecast: F, truth: F, mask: npt.NDArray[np.bool_]) -> dict[str, Any]:
+    """Count and sum of squared errors over the cells of ``mask`` (every hour): they add up
+    over days, like the peak scores."""
+    err = np.asarray(forecast, np.float64)[..., mask] - np.asarray(truth, np.float64)[..., mask]
+    return {"n": int(err.size), "sse": float((err * err).sum())}
+
+
+def daily_mse(forecast: F, truth: F) -> npt.NDArray[np.float64]:
+    """Each day's MSE over all its cell-hours, for ``(days, 24, rows, cols)`` arrays (the
+    same as :func:`mse_of` of each day's :func:`score_source`)."""
+    f = np.asarray(forecast, np.float64)
+    err = f - np.asarray(truth, np.float64)
+    return np.asarray((err * err).reshape(f.shape[0], -1).mean(axis=1))
+
+
+def _rmse(sums: dict[str, Any]) -> float | None:
+    return math.sqrt(sums["sse"] / sums["n"]) if sums["n"] else None
+
+
+def period_skill(
+    forecast: F, truth: F, reference: F | None = None, band: int = BAND_WIDTH
+) -> dict[str, Any]:
+    """Where people care, over a period ``(days, 24, rows, cols)``: the ablation's scores.
+
+    Every day is scored by :func:`score_source` and the days by :func:`aggregate`, so these
+    are the verification module's own definitions; the outer band and the interior are added
+    up the same way (:func:`region_sse`).
+
+    Parameters
+    ----------
+    forecast, truth
+        The forecasts and the analysis of the same days.
+    reference
+        Another forecast of the same days (raw CMAQ): ``days_worse`` counts the days on which
+        ``forecast``'s daily RMSE is above the reference's.
+    band
+        Width of the outer band, in cells.
+
+    Returns
+    -------
+    dict
+        ``rmse_mean`` and ``spatial_rmse_mean`` (the paper's: means over the 24 hours),
+        ``rmse`` (all cell-hours), ``peak`` (cell-hours whose analysis is >= 75 ug/m3),
+        ``std`` of the forecast values, ``band`` and ``interior`` RMSE and their ``band_ratio``,
+        ``bad_or_worse`` and ``very_bad`` (POD, FAR, CSI of daily-mean grades at each cell:
+        >= 36 and >= 76 ug/m3), ``days`` and ``days_worse`` (``None`` without a reference).
+    """
+    f = np.asarray(forecast)
+    a = np.asarray(truth)
+    if f.shape != a.shape or f.ndim != 4:
+        raise ValueError(f"forecast {f.shape} and analysis {a.shape} must be equal 4-D")
+    mask = band_mask(f.shape[2:], band)
+    days, edge, inner = [], [], []
+    for k in range(f.shape[0]):
+        days.append(score_source(f[k], a[k]))
+        edge.append(region_sse(f[k], a[k], mask))
+        inner.append(region_sse(f[k], a[k], ~mask))
+    period = aggregate(days)
+    sums = {
+        name: {"n": sum(d["n"] for d in parts), "sse": sum(d["sse"] for d in parts)}
+        for name, parts in (("band", edge), ("interior", inner))
+    }
+    band_rmse, interior_rmse = _rmse(sums["band"]), _rmse(sums["interior"])
+    worse = None
+    if reference is not None:
+        worse = int((daily_mse(f, a) > daily_mse(reference, a)).sum())
+    cells = period["cells"]
+    return {
+        "days": period["days"],
+        "rmse": cells["rmse"],
+        "rmse_mean": float(np.mean(cells["rmse_by_hour"])),
+        "spatial_rmse_mean": float(np.mean(cells["spatial_rmse_by_hour"])),
+        "bias": cells["bias"],
+        "peak": period["peak"],
+        "std": float(np.std(f, dtype=np.float64)),
+        "band_width": band,
+        "band": band_rmse,
+        "interior": interior_rmse,
+        "band_ratio": band_rmse / interior_rmse if band_rmse and interior_rmse else None,
+        "bad_or_worse": period["grades"]["bad_or_worse"],
+        "very_bad": period["grades"]["very_bad"],
+        "days_worse": worse,
+    }
