@@ -251,6 +251,11 @@ def main() -> None:
     )
     parser.add_argument("--runs", default=",".join(RUNS), help="the runs, in dealing order")
     parser.add_argument("--only", default="", help="comma-separated subset of --runs")
+    parser.add_argument(
+        "--alone",
+        default="",
+        help="a run that gets GPU 0 to itself; the others are dealt over the other GPUs",
+    )
     parser.add_argument("--epochs", type=int, default=200)
     parser.add_argument("--filters", type=int, default=36)
     parser.add_argument("--bf16", action="store_true", help="bfloat16 mixed precision")
@@ -258,6 +263,14 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=0, help="limit each year to N days (dry runs)")
     parser.add_argument(
         "--keep-archive", action="store_true", help="reuse WORK/archive if it exists (dry runs)"
+    )
+    parser.add_argument(
+        "--twin-report",
+        type=Path,
+        default=None,
+        metavar="SEOUL_CSV",
+        help="also write the twin's calibration report of the whole archive (test year as the "
+        "check) into OUT/twin.tar, beside the training, with Seoul's real hours from SEOUL_CSV",
     )
     args = parser.parse_args()
     t0 = time.time()
@@ -307,7 +320,7 @@ def main() -> None:
     jobs = [
         {
             "name": r,
-            "gpu": str(k % gpus) if gpus else None,
+            "gpu": _gpu_of(r, k, gpus, args.alone, runs),
             "work": str(args.work),
             "train": str(args.work / "train"),
             "test": str(args.work / "test"),
@@ -320,6 +333,13 @@ def main() -> None:
         for k, r in enumerate(runs)
     ]
     ctx = mp.get_context("spawn")
+    report = None
+    if args.twin_report is not None:
+        report = ctx.Process(
+            target=_twin_report,
+            args=(archive, args.out, first, test_end, args.twin_report, yt),
+        )
+        report.start()
     done: list[dict[str, Any]] = []
     with ctx.Pool(len(jobs)) as pool:
         pending = pool.imap_unordered(_run, jobs)
@@ -335,7 +355,37 @@ def main() -> None:
             done.append(result)
             _report(result, t0)
             _write_outputs(args.out, args.work, base, done, command)
+    if report is not None:
+        report.join()
     print(f"all done at {time.time() - t0:.0f} s", flush=True)
+
+
+def _twin_report(
+    archive: Path, out: Path, first: dt.date, last: dt.date, seoul: Path, check_year: int
+) -> None:
+    """``pm25 twin report`` of the whole archive, packed as OUT/twin.tar (REPORT.md, PNGs)."""
+    from service.twin.report import write_report
+
+    t0 = time.time()
+    folder = Path("/tmp/twin-report")
+    _, ok = write_report(archive, folder, first, last, seoul, check_years=(check_year,))
+    with tarfile.open(out / "twin.tar", "w") as tar:
+        for item in sorted(folder.iterdir()):
+            tar.add(item, arcname=item.name)
+    verdict = "every target met" if ok else "some targets MISSED"
+    print(f"twin report in {time.time() - t0:.0f} s: {verdict}", flush=True)
+
+
+def _gpu_of(name: str, k: int, gpus: int, alone: str, runs: list[str]) -> str | None:
+    """Run ``k`` on GPU ``k mod n``; with ``alone`` (and several GPUs) that run gets GPU 0."""
+    if not gpus:
+        return None
+    if not alone or gpus < 2 or alone not in runs:
+        return str(k % gpus)
+    if name == alone:
+        return "0"
+    rest = [r for r in runs if r != alone]
+    return str(1 + rest.index(name) % (gpus - 1))
 
 
 def _report(result: dict[str, Any], t0: float) -> None:

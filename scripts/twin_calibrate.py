@@ -26,8 +26,25 @@ from service.twin.archive import BLOCK_DAYS, Twin, block_start
 from service.twin.report import YearSums, seoul_cells, summarise_series
 
 
-def _block(args: tuple[int, dt.date]) -> list[tuple[dt.date, np.ndarray, np.ndarray]]:
-    seed, start = args
+def _apply(settings: list[str]) -> None:
+    """Override the twin's parameters for this process: ``world.NAME=literal``,
+    ``archive.NAME=literal`` or ``spread.KEY=number`` (a RANDOM_SPREAD entry)."""
+    import ast
+
+    from service.twin import archive, world
+
+    for item in settings:
+        target, value = item.split("=", 1)
+        where, name = target.split(".", 1)
+        if where == "spread":
+            world.RANDOM_SPREAD[name] = float(value)
+        else:
+            setattr({"world": world, "archive": archive}[where], name, ast.literal_eval(value))
+
+
+def _block(args: tuple[int, dt.date, list[str]]) -> list[tuple[dt.date, np.ndarray, np.ndarray]]:
+    seed, start, settings = args
+    _apply(settings)
     twin = Twin(GridSpec(), seed)
     srows, scols = twin._service_rows, twin._service_cols
     return [
@@ -43,6 +60,7 @@ def main() -> None:
     parser.add_argument("--offset", type=int, default=0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--set", action="append", default=[], help="world.NAME=value, ...")
     args = parser.parse_args()
     jobs = []
     for year in args.years:
@@ -50,7 +68,7 @@ def main() -> None:
         k = 0
         while b <= dt.date(year, 12, 31):
             if k % args.stride == args.offset:
-                jobs.append((args.seed, b))
+                jobs.append((args.seed, b, args.set))
             b += dt.timedelta(days=BLOCK_DAYS)
             k += 1
     rows, cols = seoul_cells(Grid(GridSpec()))
@@ -88,8 +106,10 @@ def main() -> None:
     )
     for sse, year, i in days_all[:8]:
         d = daylist[year][i]
-        print(f"  worst: {d} rmse {np.sqrt(sse / sums[year].n * len(sums[year].daily_sse)):.1f} "
-              f"a {means[year][i][0]:.1f} c {means[year][i][1]:.1f}")
+        print(
+            f"  worst: {d} rmse {np.sqrt(sse / sums[year].n * len(sums[year].daily_sse)):.1f} "
+            f"a {means[year][i][0]:.1f} c {means[year][i][1]:.1f}"
+        )
     # The per-cell linear correction a + b * CMAQ, fitted on every year but the last, scored on it.
     test_year = max(sums)
     train = [(a, c) for y, v in fields.items() if y != test_year for a, c in v]
@@ -102,9 +122,14 @@ def main() -> None:
     b = (sca - sc * sa / m) / np.maximum(scc - sc * sc / m, 1e-9)
     a0 = (sa - b * sc) / m
     raw = np.mean([((c - a) ** 2).mean() for a, c in fields[test_year]]) ** 0.5
-    lin = np.mean([((np.maximum(a0 + b * c, 0) - a) ** 2).mean() for a, c in fields[test_year]]) ** 0.5
-    print(f"linear per-cell correction on {test_year}: RMSE {raw:.2f} -> {lin:.2f} "
-          f"({100 * (1 - lin / raw):.1f}% lower)")
+    lin = (
+        np.mean([((np.maximum(a0 + b * c, 0) - a) ** 2).mean() for a, c in fields[test_year]])
+        ** 0.5
+    )
+    print(
+        f"linear per-cell correction on {test_year}: RMSE {raw:.2f} -> {lin:.2f} "
+        f"({100 * (1 - lin / raw):.1f}% lower)"
+    )
     allseoul = summarise_series(np.concatenate([np.concatenate(v) for v in seoul.values()]))
     print(
         f"Seoul all: mean {allseoul.mean:.1f} p99 {allseoul.p99:.1f} "

@@ -685,17 +685,28 @@ def episodes_section(service: GridSpec, seed: int, years: list[int]) -> list[str
 
 def errors_doc() -> str:
     """What CMAQ gets wrong in the twin, from the parameters the world actually uses."""
-    from service.twin.archive import PEAK_GAIN, PEAK_KNEE, PEAK_OFFSET, PEAK_SCALE
-    from service.twin.world import RANDOM_SPREAD, systematic_errors
+    from service.twin.archive import (
+        PEAK_GAIN,
+        PEAK_KNEE,
+        PEAK_SCALE,
+        PROCESS_LOG_SD,
+        PROCESS_SCALE,
+        peak_excess,
+    )
+    from service.twin.world import EMISSION_SCALE_BOUNDS, RANDOM_SPREAD, systematic_errors
 
     b = systematic_errors()
     spread = "\n".join(f"- {name}: {value:g}" for name, value in RANDOM_SPREAD.items())
+    high = ", ".join(f"{100 * peak_excess(p) / p:.0f}% at {p:g}" for p in (50, 100, 300, 600))
+    lo, hi = EMISSION_SCALE_BOUNDS
     return f"""## What CMAQ gets wrong in the twin, and what can be learned
 
-The "CMAQ forecast" is the same world model run continuously on its own (it never sees
-observations, as an operational CMAQ restarts from its previous forecast), driven by the
+The "CMAQ forecast" is the same world model run continuously on its own: it never restarts from
+the truth or the analysis and never sees observations (each day starts from its own forecast of
+the day before, as an operational CMAQ without chemical data assimilation does), driven by the
 forecast weather that is also written to the WRF files. Its errors against the analysis have
-two kinds of cause (`service/twin/world.py`: `systematic_errors`, `random_errors`).
+two kinds of cause (`service/twin/world.py`: `systematic_errors`, `random_errors`;
+`service/twin/archive.py`: `overpredict_peaks`, `process_error`).
 
 **Systematic, visible in the model's own inputs (learnable):**
 - urban emissions x{b.city_emission_bias:g} (the error grows with population: it depends on place,
@@ -706,13 +717,20 @@ two kinds of cause (`service/twin/world.py`: `systematic_errors`, `random_errors
 - wet removal {b.washout_bias:g} times too weak (precipitation is an input);
 - night-time boundary layer x{b.pbl_bias:g} as deep (hour of day, wind speed);
 - peaks over-predicted: PM2.5 `p` comes out as
-  `p + {PEAK_GAIN:g} p tanh(p/{PEAK_SCALE:g}) / (1 + p/{PEAK_KNEE:g}) - {PEAK_OFFSET:g}`,
-  34-42% high between 100 and 300 ug/m3, less in relative terms beyond (23% at 600),
-  and clean air slightly low (a function of CMAQ's own PM2.5, `overpredict_peaks` in
-  `service/twin/archive.py`).
+  `p + {PEAK_GAIN:g} p tanh(p/{PEAK_SCALE:g}) / (1 + p/{PEAK_KNEE:g})` ({high} high):
+  a function of CMAQ's own PM2.5.
 
 **Random, drawn afresh each day (noise to a model that sees only the forecast):**
 {spread}
+
+The domain-wide emission factor is bounded to {lo:g}-{hi:g}, so that no single day's level
+dominates a year's error. The local emission and secondary-formation maps drift from one random
+map at 00 KST to another at 23 KST. On top, CMAQ's aerosol processes err by a smooth random
+lognormal map drifting through the day (log-sd {PROCESS_LOG_SD:g} in clean air, shrinking as
+`1/sqrt(1 + p/{PROCESS_SCALE:g})`): large relative errors in clean air, larger absolute ones in
+polluted air. Episodes (transboundary haze and spring dust) are drawn afresh each year, with
+their own dates, strengths, durations and tracks (the table above); CMAQ gets their timing,
+strength and track slightly wrong each day.
 
 The analysis is made as the real product is: a CMAQ-style background (the same model driven
 by the true weather, with its systematic biases) corrected toward observations at the 657

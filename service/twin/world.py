@@ -80,14 +80,14 @@ def pollution_season(when: dt.datetime) -> float:
 #: quietest season against the peak in late February.
 EPISODES_PER_YEAR, EPISODE_MEDIAN, EPISODE_LOG_SD, EPISODE_MAX, EPISODE_FLOOR = (
     18,
-    48.0,
+    52.0,
     0.45,
     200.0,
     0.1,
 )
 #: Each year also has one major episode, in the cold season (its day of year drawn between
 #: these, counted from 1 January, negative ones in the December before), of this strength.
-MAJOR_EPISODE_DAYS, MAJOR_EPISODE_STRENGTH = (-30, 80), (150.0, 220.0)
+MAJOR_EPISODE_DAYS, MAJOR_EPISODE_STRENGTH = (-30, 80), (140.0, 190.0)
 
 
 @dataclass(frozen=True)
@@ -306,7 +306,7 @@ class World:
         out.append(
             Episode(
                 start_of_year + major_day * 24.0,
-                rng.uniform(48, 72),
+                rng.uniform(30, 48),
                 rng.uniform(*MAJOR_EPISODE_STRENGTH),
                 bearing_deg=float(rng.normal(290.0, 15.0)),
             )
@@ -600,13 +600,13 @@ def systematic_errors() -> Errors:
 RANDOM_SPREAD = {
     "weather timing (h)": 6.0,
     "synoptic position (km)": 90.0,
-    "wind speed (fraction)": 0.25,
+    "wind speed (fraction)": 0.15,
     "emissions, whole domain (log)": 0.12,
     "emissions, smooth local map (log)": 1.3,
-    "secondary formation, regional map (log)": 0.9,
-    "transboundary inflow amplitude (log)": 0.15,
-    "transboundary inflow timing (h)": 4.0,
-    "plume track (deg)": 15.0,
+    "secondary formation, regional map (log)": 1.0,
+    "transboundary inflow amplitude (log)": 0.08,
+    "transboundary inflow timing (h)": 2.0,
+    "plume track (deg)": 10.0,
     "clean-air background, regional map (log)": 0.5,
     "rain amount (log)": 0.4,
 }
