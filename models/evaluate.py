@@ -290,9 +290,9 @@ def _rmse_row(label: str, scores: Scores, paper: PaperNumbers | None) -> str:
     )
 
 
-def _distribution_row(label: str, ours: Distribution, paper: PaperNumbers) -> str:
+def _distribution_row(label: str, ours: Distribution, paper: PaperNumbers | None) -> str:
     cells = [f"{ours[k]:.4g}" for k in STATISTICS] + [
-        f"{paper.distribution[k]:.4g}" for k in STATISTICS
+        f"{paper.distribution[k]:.4g}" if paper is not None else "-" for k in STATISTICS
     ]
     return f"| {label} | {' | '.join(cells)} |"
 
@@ -327,8 +327,12 @@ def tables(metrics: Metrics) -> list[str]:
         _distribution_row("truth (analysis)", metrics["truth"], PAPER["truth"]),
         _distribution_row("raw CMAQ", metrics["cmaq"]["distribution"], PAPER["cmaq"]),
         *[
-            # A case the paper does not have is set beside the paper's Case 3.
-            _distribution_row(n, models[n]["distribution"], PAPER.get(n, PAPER["case3"]))
+            # A Case 3 variant is set beside the paper's Case 3; a baseline beside nothing.
+            _distribution_row(
+                n,
+                models[n]["distribution"],
+                PAPER.get(n, None if n.startswith("linear") else PAPER["case3"]),
+            )
             for n in names
         ],
         "",

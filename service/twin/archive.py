@@ -52,10 +52,10 @@ CRESSMAN_RADIUS_M = 28_000.0
 OBS_MISSING = 0.04
 #: CMAQ's peak over-prediction (see :func:`overpredict_peaks`): relative gain, the ug/m3 at
 #: which it sets in, the ug/m3 beyond which it levels off, and the clean-air offset.
-PEAK_GAIN, PEAK_SCALE, PEAK_KNEE, PEAK_OFFSET = 0.1, 80.0, 300.0, 0.0
+PEAK_GAIN, PEAK_SCALE, PEAK_KNEE, PEAK_OFFSET = 0.1, 80.0, 300.0, 0.5
 #: CMAQ's process error (see :func:`process_error`): log-standard deviation in clean air, the
 #: ug/m3 over which it shrinks, and the correlation length of its maps in parent-grid cells.
-PROCESS_LOG_SD, PROCESS_SCALE, PROCESS_CELLS = 0.6, 40.0, 5.0
+PROCESS_LOG_SD, PROCESS_SCALE, PROCESS_CELLS = 0.65, 25.0, 5.0
 
 
 def peak_excess(pm25: F | float) -> F | float:
@@ -67,7 +67,7 @@ def overpredict_peaks(cmaq: dict[str, F]) -> None:
     """Chemistry models over-predict peaks (:func:`peak_excess`; PM10 follows).
 
     The relative excess grows with PM2.5 up to about 100 ug/m3 and falls again in the most
-    extreme hours; ``PEAK_OFFSET`` is taken off everywhere (none now).
+    extreme hours; ``PEAK_OFFSET`` is taken off everywhere.
     """
     pm25 = cmaq["pm25"]
     boosted = np.maximum(pm25 + peak_excess(pm25) - PEAK_OFFSET, 0.05 * pm25)

@@ -306,7 +306,7 @@ class World:
         out.append(
             Episode(
                 start_of_year + major_day * 24.0,
-                rng.uniform(30, 48),
+                rng.uniform(36, 60),
                 rng.uniform(*MAJOR_EPISODE_STRENGTH),
                 bearing_deg=float(rng.normal(290.0, 15.0)),
             )
@@ -587,9 +587,9 @@ def systematic_errors() -> Errors:
     return Errors(
         city_emission_bias=1.4,
         industry_emission_bias=0.6,
-        humid_secondary_bias=1.4,
-        washout_bias=1.5,
-        pbl_bias=0.8,
+        humid_secondary_bias=1.7,
+        washout_bias=1.8,
+        pbl_bias=0.7,
     )
 
 
