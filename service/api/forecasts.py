@@ -466,7 +466,7 @@ async def post_points(date: DatePath, body: PointsIn, state: StateDep) -> Respon
                 point = dumps({"lat": p.lat, "lon": p.lon, "id": p.id, "error": exc.detail})
             else:
                 if p.id is not None:
-                    point = with_members(b"", point, b'"id":' + dumps(p.id))
+                    point = point[:-1] + b',"id":' + dumps(p.id) + b"}"  # the last member
             results.append(point)
         head = b'"run":' + run_meta_json(state, run) + b',"count":' + str(len(results)).encode()
         listed = b'{"results":[' + b",".join(results) + b"]}"
