@@ -154,11 +154,19 @@ def serve_api(host: str, port: int, *, workers: int = 1, log_level: str = "info"
         host=host,
         port=port,
         workers=workers,
-        http=BoundedH11Protocol,
-        h11_max_incomplete_event_size=MAX_HEAD_BYTES,
-        timeout_keep_alive=KEEP_ALIVE_S,
-        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
-        log_config=None,  # uvicorn's records go through the service's KST log format
-        log_level=log_level.lower(),
-        access_log=False,
+        **server_options(log_level),
     )
+
+
+def server_options(log_level: str = "info") -> dict[str, Any]:
+    """uvicorn's settings for the API: the bounded h11 protocol, keep-alive and shutdown
+    times, no access log (the benchmark serves its framework ceiling with the same)."""
+    return {
+        "http": BoundedH11Protocol,
+        "h11_max_incomplete_event_size": MAX_HEAD_BYTES,
+        "timeout_keep_alive": KEEP_ALIVE_S,
+        "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_S,
+        "log_config": None,  # uvicorn's records go through the service's KST log format
+        "log_level": log_level.lower(),
+        "access_log": False,
+    }
