@@ -56,7 +56,7 @@ def machine() -> dict[str, str]:
     import fastapi
     import uvicorn
 
-    versions += [f"FastAPI {fastapi.__version__}", f"uvicorn {uvicorn.__version__} (h11)"]
+    versions += [f"FastAPI {fastapi.__version__}", f"uvicorn {uvicorn.__version__} (httptools)"]
     return {
         "cpu": f"{cpu}, {os.cpu_count()} cores, {memory:.0f} GiB",
         "software": ", ".join(versions),
