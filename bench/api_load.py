@@ -299,26 +299,37 @@ def measure_peer(plan: Plan, folder: Path, ours: str, port: int) -> dict[str, An
 
 
 def measure_workers(plan: Plan, env: dict[str, str]) -> dict[str, Any]:
-    """The point lookup on one worker beside ``--workers 2``, alternately, at 64 connections."""
+    """One worker beside ``--workers 2``, alternately, at 64 connections: the point lookup
+    (where wrk's own share of the two cores is largest) and POST of 100 points (where the
+    server's work dominates)."""
     one, two = 8768, 8769
+    body = points_body(100)
+    result: dict[str, Any] = {}
     with (
         serving(api_command(one), env, f"http://127.0.0.1:{one}/v1/ready"),
         serving(api_command(two, workers=2), env, f"http://127.0.0.1:{two}/v1/ready"),
+        httpx.Client() as client,
     ):
-        urls = {w: routes(f"http://127.0.0.1:{p}")["point"] for w, p in (("1", one), ("2", two))}
-        with httpx.Client() as client:
+        for name in ("point", "points_100"):
+            urls = {w: routes(f"http://127.0.0.1:{p}")[name] for w, p in (("1", one), ("2", two))}
+            sent = body if name == "points_100" else None
             for u in urls.values():
-                for _ in range(200):  # every worker answers some: caches warm
-                    client.get(u, headers={"Connection": "close"})
-        runs = alternately(
-            {
-                "workers_1": lambda: wrk(urls["1"], 64, plan.seconds),
-                "workers_2": lambda: wrk(urls["2"], 64, plan.seconds),
-            },
-            plan.rounds,
-        )
-    result = {name: median_of(r) for name, r in runs.items()}
-    result["speedup"] = result["workers_2"]["rps"] / result["workers_1"]["rps"]
+                for _ in range(100):  # every worker answers some: caches warm
+                    headers = {"Connection": "close", "Content-Type": "application/json"}
+                    if sent is None:
+                        client.get(u, headers=headers)
+                    else:
+                        client.post(u, content=sent, headers=headers)
+            runs = alternately(
+                {
+                    "workers_1": lambda u=urls["1"], b=sent: wrk(u, 64, plan.seconds, body=b),
+                    "workers_2": lambda u=urls["2"], b=sent: wrk(u, 64, plan.seconds, body=b),
+                },
+                plan.rounds,
+            )
+            figures = {w: median_of(r) for w, r in runs.items()}
+            figures["speedup"] = figures["workers_2"]["rps"] / figures["workers_1"]["rps"]
+            result[name] = figures
     return result
 
 

@@ -211,11 +211,15 @@ def render(f: dict[str, Any]) -> str:
         f"| {edr_cost:.2f}x (server time {edr_time:.2f}x) | <= 1.5x | {verdict(edr_cost <= 1.5)} |",
         f"| EDR position of the latest run (resolves 'latest' in the database), server time "
         f"| {st['edr_position_latest']['server_ms']:.3f} ms | | |",
-        f"| `pm25 serve --workers 2` / one worker (point lookup, 64 connections) "
-        f"| {workers['speedup']:.2f}x ({rps(workers['workers_2']['rps'])} / "
-        f"{rps(workers['workers_1']['rps'])}) | >= 1.8x | {verdict(workers['speedup'] >= 1.8)} |",
         f"| API start to ready | {api['startup_s']:.2f} s | | |",
     ]
+    for key, label in (("point", "point lookup"), ("points_100", "POST of 100 points")):
+        w = workers[key]
+        lines.append(
+            f"| `pm25 serve --workers 2` / one worker ({label}, 64 connections) "
+            f"| {w['speedup']:.2f}x ({rps(w['workers_2']['rps'])} / "
+            f"{rps(w['workers_1']['rps'])}) | >= 1.8x | {verdict(w['speedup'] >= 1.8)} |"
+        )
     growth = soak["rss_mb_end"] / soak["rss_mb_start"] - 1
     lines += [
         "",
