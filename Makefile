@@ -39,7 +39,7 @@ test-pnc:
 bench:
 	$(BIN)/python bench/report.py
 
-# The same in about 4 minutes (short loads, a 20 s soak): checks the bench, not the figures.
+# The same in about 2 minutes (short loads, a 20 s soak): checks the bench, not the figures.
 bench-quick:
 	$(BIN)/python bench/report.py --quick
 
