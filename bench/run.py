@@ -1,7 +1,8 @@
 """Benchmarks: medians of repeated runs on this machine, printed as a table and JSON.
 
-Usage: ``python bench/run.py [NAME ...]`` (``make bench``). Each benchmark prepares its
-inputs once, then times the measured step ``--repeat`` times and reports the median.
+Usage: ``python bench/run.py [NAME ...]`` (``make bench`` runs them all through
+``bench/report.py``). Each benchmark prepares its inputs once, then times the measured step
+``--repeat`` times and reports the median.
 """
 
 from __future__ import annotations
@@ -88,18 +89,15 @@ def machine() -> str:
     )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("names", nargs="*", default=list(BENCHMARKS))
-    parser.add_argument("--repeat", type=int, default=15)
-    args = parser.parse_args()
+def measure(names: list[str], repeat: int) -> dict[str, dict[str, float]]:
+    """Each benchmark's median, minimum and maximum over ``repeat`` timed runs, in seconds."""
     results = {}
-    for name in args.names:
+    for name in names:
         with tempfile.TemporaryDirectory() as tmp:
             step = BENCHMARKS[name](Path(tmp))
             step()  # warm-up: imports, caches, page cache
             times = []
-            for _ in range(args.repeat):
+            for _ in range(repeat):
                 t0 = time.perf_counter()
                 step()
                 times.append(time.perf_counter() - t0)
@@ -107,13 +105,23 @@ def main() -> None:
             "median_s": statistics.median(times),
             "min_s": min(times),
             "max_s": max(times),
-            "repeat": args.repeat,
+            "repeat": repeat,
         }
         ms = [t * 1000 for t in times]
         print(
             f"{name:24s} median {statistics.median(ms):8.1f} ms "
-            f"(min {min(ms):.1f}, max {max(ms):.1f}, n={args.repeat})"
+            f"(min {min(ms):.1f}, max {max(ms):.1f}, n={repeat})",
+            file=sys.stderr,
         )
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("names", nargs="*", default=list(BENCHMARKS))
+    parser.add_argument("--repeat", type=int, default=15)
+    args = parser.parse_args()
+    results = measure(args.names, args.repeat)
     print(json.dumps({"machine": machine(), "results": results}, indent=2))
 
 

@@ -191,6 +191,15 @@ def test_long_urls_and_headers_get_problem_documents(server) -> None:  # type: i
             assert str(MAX_HEAD_BYTES) in doc["detail"]
 
 
+def test_a_whole_long_request_in_one_piece_is_the_guards_to_answer(server) -> None:  # type: ignore[no-untyped-def]
+    port, _ = server
+    # a complete head over 16 KiB is not an incomplete one: the app's guard answers 414
+    # (431 would mean the server counted a finished request's bytes as a new head's)
+    for size in (20_000, 50_000):
+        request = b"GET /v1/health?" + b"a" * size + b" HTTP/1.1\r\nHost: x\r\n\r\n"
+        assert_problem(*raw(port, request), 414)
+
+
 # -- 12: bodies, header time, idle connections ---------------------------------------------------
 
 
@@ -248,7 +257,7 @@ def test_idle_and_half_sent_connections_are_closed(server) -> None:  # type: ign
 def test_connections_beyond_the_cap_get_503(database: Settings) -> None:
     code = (
         "import sys; from service.api import server; "
-        "server.BoundedH11Protocol.max_connections = 3; "
+        "server.BoundedHttpToolsProtocol.max_connections = 3; "
         "server.serve_api('127.0.0.1', int(sys.argv[1]), log_level='warning')"
     )
     with pm25_serve(database, code=code) as (port, _):

@@ -118,6 +118,9 @@ class LRU:
                 self.nbytes -= self._data.popitem(last=False)[1][1]
         return value
 
+    def __contains__(self, key: Any) -> bool:
+        return key in self._data
+
     def __len__(self) -> int:
         return len(self._data)
 
@@ -166,7 +169,12 @@ class AppState:
     files: LRU = field(default_factory=lambda: LRU(256, max_bytes=64 * MiB))
     publications: LRU = field(default_factory=lambda: LRU(64, max_bytes=64 * MiB))
     points: LRU = field(default_factory=lambda: LRU(4096))
+    bodies: LRU = field(default_factory=lambda: LRU(8192, max_bytes=32 * MiB))
+    """Encoded answers of published runs (immutable), keyed by run and query: a point's
+    JSON, a run's reference; a new publication is a new run id, so a new key."""
     run_refs: LRU = field(default_factory=lambda: LRU(256))
+    answers: LRU = field(default_factory=lambda: LRU(4096, max_bytes=32 * MiB))
+    """Whole answers (status, headers, body) of published runs: service.api.reuse."""
     metrics: Metrics = field(default_factory=Metrics)
     cpu_limiter: anyio.CapacityLimiter = field(
         default_factory=lambda: anyio.CapacityLimiter(CPU_CONCURRENCY)

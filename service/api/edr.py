@@ -11,7 +11,6 @@ answer, 404 for an unknown collection, instance or location).
 from __future__ import annotations
 
 import datetime as dt
-import json
 import math
 import re
 from collections.abc import Callable
@@ -28,9 +27,11 @@ from service.api.forecasts import (
     CACHE_CONTROL,
     MAX_POINTS,
     Payload,
+    dumps,
     netcdf_attributes,
     rendered,
     resolve,
+    reuse_answer,
     run_meta,
     selection,
 )
@@ -100,7 +101,7 @@ def edr_base(request: Request) -> str:
 
 
 def json_response(model: Any, media_type: str = "application/json") -> Response:
-    body = json.dumps(docs.dump(model), ensure_ascii=False, separators=(",", ":"))
+    body = dumps(docs.dump(model))
     return Response(body, media_type=media_type, headers={"Cache-Control": CACHE_CONTROL})
 
 
@@ -317,6 +318,8 @@ async def answer(
         check_instance(instance_id) if instance_id is not None else "latest", state
     )
     payload = await rendered(state, ("edr", run.id, *key), lambda: build(day, run, field))
+    if instance_id is not None:
+        reuse_answer(request, instance_id, day, run)
     headers = {"Cache-Control": CACHE_CONTROL, "X-Run-Id": str(run.id)}
     if filename is not None and payload.media_type == docs.NETCDF:
         headers["Content-Disposition"] = f'attachment; filename="{filename}_{day:%Y%m%d}.nc"'
@@ -324,10 +327,7 @@ async def answer(
 
 
 def covjson_payload(model: Any, media_type: str = docs.COVJSON) -> Payload:
-    return Payload.of(
-        json.dumps(docs.dump(model), ensure_ascii=False, separators=(",", ":")).encode(),
-        media_type,
-    )
+    return Payload.json(docs.dump(model), media_type)
 
 
 def point_coverage(
@@ -777,8 +777,7 @@ def locations_geojson(state: AppState) -> Payload:
         }
         for s in stations_in_grid(state)
     ]
-    body = {"type": "FeatureCollection", "features": features}
-    return Payload.of(json.dumps(body, ensure_ascii=False).encode(), docs.GEOJSON)
+    return Payload.json({"type": "FeatureCollection", "features": features}, docs.GEOJSON)
 
 
 async def _locations(

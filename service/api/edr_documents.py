@@ -333,7 +333,8 @@ def grid_coverage(
     box = mask[r0 : r1 + 1, c0 : c1 + 1]
     values: list[float | None] = []
     for h in hours:
-        cells = np.round(field[h, r0 : r1 + 1, c0 : c1 + 1], 2).tolist()
+        # rounded in float64, as /v1's grid and point write them (12.34, not 12.3400001)
+        cells = np.round(field[h, r0 : r1 + 1, c0 : c1 + 1].astype(np.float64), 2).tolist()
         for row, keep in zip(cells, box.tolist(), strict=True):
             values.extend(v if k else None for v, k in zip(row, keep, strict=True))
     lon_c, lat_c = grid.centre_lonlat

@@ -84,8 +84,7 @@ class RequestGuard:
             return problem_response(
                 414,
                 "URI Too Long",
-                f"the path and query string have {target} bytes; at most "
-                f"{self.max_target_bytes} are accepted",
+                target_too_long(target, self.max_target_bytes),
                 path,
             )
         head = sum(len(k) + len(v) + 4 for k, v in scope.get("headers", ()))
@@ -178,6 +177,11 @@ class HeadAsGet:
 
 
 _CLOSE = {"Connection": "close"}
+
+
+def target_too_long(target: int, limit: int = MAX_TARGET_BYTES) -> str:
+    """The 414's detail, from the guard or from the server (:mod:`service.api.server`)."""
+    return f"the path and query string have {target} bytes; at most {limit} are accepted"
 
 
 def _header(scope: Any, name: bytes) -> str | None:

@@ -1,16 +1,17 @@
 """How the API is served: uvicorn with bounded request heads, connections and idle time.
 
-``pm25 serve`` and ``pm25 demo`` start uvicorn through :func:`serve_api`. The server uses
-h11 (uvicorn's pure-Python HTTP/1.1 parser) because it bounds the request head
-(``h11_max_incomplete_event_size``), with :class:`BoundedH11Protocol` on top, which
+``pm25 serve`` and ``pm25 demo`` start uvicorn through :func:`serve_api`. The server parses
+HTTP/1.1 with httptools (llhttp, uvicorn's C parser: a request costs a fraction of what
+h11, the pure-Python one, costs) under :class:`BoundedHttpToolsProtocol`, which
 
 - gives a client :data:`HEAD_TIMEOUT_S` to send a request line and headers, from when the
   connection opens or the previous answer ends (408, or a silent close if nothing came);
   the same time bounds how long the rest of a refused body (413, answered before it was
   read) is received and dropped, so that the client can read the answer: a lingering close;
-- refuses a head over :data:`MAX_HEAD_BYTES` with 414 (request line) or 431 (headers), and
-  other malformed HTTP with 400, as RFC 9457 problem documents instead of uvicorn's plain
-  text;
+- refuses a head still incomplete after :data:`MAX_HEAD_BYTES` with 414 (request line) or
+  431 (headers), and other malformed HTTP with 400, as RFC 9457 problem documents instead
+  of uvicorn's plain text (a complete head goes on to the app, whose guard bounds the
+  target and the headers);
 - refuses connections beyond :data:`MAX_CONNECTIONS` per process with 503.
 
 Idle keep-alive connections close after :data:`KEEP_ALIVE_S`. The app's own limits (body
@@ -24,11 +25,12 @@ import logging
 from http import HTTPStatus
 from typing import Any
 
-import h11
 from fastapi import FastAPI
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-#: The largest request line plus headers accepted, in bytes.
+from service.api.guard import target_too_long
+
+#: The largest request line plus headers accepted as they arrive, in bytes.
 MAX_HEAD_BYTES = 16 * 1024
 #: Seconds a client has to send a complete request line and headers.
 HEAD_TIMEOUT_S = 10.0
@@ -36,6 +38,8 @@ HEAD_TIMEOUT_S = 10.0
 KEEP_ALIVE_S = 5
 #: Open connections one server process accepts; more are answered 503 and closed.
 MAX_CONNECTIONS = 1000
+#: The longest request target httptools parses; longer ones get the guard's 414 from here.
+MAX_PARSED_URL_BYTES = 0xFFFF
 #: Seconds a shutdown waits for requests in progress.
 GRACEFUL_SHUTDOWN_S = 10
 
@@ -43,20 +47,26 @@ GRACEFUL_SHUTDOWN_S = 10
 TITLES = {413: "Content Too Large", 414: "URI Too Long"}
 
 
-class BoundedH11Protocol(H11Protocol):
-    """uvicorn's h11 protocol, with a deadline for the request head and problem documents.
+class BoundedHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol, with bounds on the request head and problem documents.
 
-    The deadline runs from the moment the connection opens or an answer ends until the next
-    request's head is complete; a request being answered is never cut short by it.
+    The head's deadline runs from the moment the connection opens or an answer ends until
+    the next request's head is complete; a request being answered is never cut short by it.
+    The head's size is counted from the end of the previous request (its body included), so
+    the dropped rest of a refused body does not count.
     """
 
     head_timeout_s = HEAD_TIMEOUT_S
     max_connections = MAX_CONNECTIONS
+    max_head_bytes = MAX_HEAD_BYTES
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._head_timer: Any = None
-        self._waiting_cycle: Any = None
+        self._between = True  # the previous request (if any) is complete, the next not yet
+        self._head_bytes = 0  # bytes received since then
+        self._line_ended = False  # whether they hold the end of the request line
+        self._heads = 0  # request heads completed on this connection
 
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
@@ -71,9 +81,38 @@ class BoundedH11Protocol(H11Protocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        between, heads = self._between, self._heads
         super().data_received(data)
-        if self._head_timer is not None and self.cycle is not self._waiting_cycle:
-            self._stop_head_timer()  # a request head arrived
+        if not (between and self._between and self._heads == heads):
+            return  # a head completed (or a body was being read): not a head's bytes alone
+        if self.transport.is_closing():
+            return
+        self._head_bytes += len(data)
+        self._line_ended = self._line_ended or b"\r\n" in data
+        if self._head_bytes > self.max_head_bytes:
+            if self._line_ended:
+                self.refuse(431, f"the request line and headers are longer than "
+                                 f"{self.max_head_bytes} bytes")  # fmt: skip
+            else:
+                self.refuse(414, f"the request line is longer than {self.max_head_bytes} bytes")
+
+    def on_headers_complete(self) -> None:
+        self._between = False
+        self._heads += 1
+        self._stop_head_timer()
+        if len(self.url) > MAX_PARSED_URL_BYTES:  # past what httptools parses (else the guard)
+            self.refuse(414, target_too_long(len(self.url)))
+            return
+        super().on_headers_complete()
+
+    def on_body(self, body: bytes) -> None:
+        if not self.transport.is_closing():  # else refused, or the client is gone
+            super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        if not self.transport.is_closing():
+            super().on_message_complete()
+        self._between, self._head_bytes, self._line_ended = True, 0, False
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
@@ -81,15 +120,8 @@ class BoundedH11Protocol(H11Protocol):
             self._await_head()
 
     def send_400_response(self, msg: str) -> None:
-        """Answer a request h11 could not parse (uvicorn's answer is plain text)."""
-        pending = self.conn.trailing_data[0]
-        limit = self.config.h11_max_incomplete_event_size or MAX_HEAD_BYTES
-        if len(pending) > limit and b"\r\n" not in pending:
-            self.refuse(414, f"the request line is longer than {limit} bytes")
-        elif len(pending) > limit:
-            self.refuse(431, f"the request line and headers are longer than {limit} bytes")
-        else:
-            self.refuse(400, "the request is not valid HTTP/1.1")
+        """Answer a request httptools could not parse (uvicorn's answer is plain text)."""
+        self.refuse(400, "the request is not valid HTTP/1.1")
 
     def refuse(self, status: int, detail: str) -> None:
         """Write a problem document straight to the connection, then close it."""
@@ -110,7 +142,6 @@ class BoundedH11Protocol(H11Protocol):
 
     def _await_head(self) -> None:
         self._stop_head_timer()
-        self._waiting_cycle = self.cycle
         self._head_timer = self.loop.call_later(self.head_timeout_s, self._head_timeout)
 
     def _stop_head_timer(self) -> None:
@@ -120,9 +151,9 @@ class BoundedH11Protocol(H11Protocol):
 
     def _head_timeout(self) -> None:
         self._head_timer = None
-        if self.transport.is_closing() or self.cycle is not self._waiting_cycle:
+        if self.transport.is_closing():
             return
-        if self.conn.their_state is h11.IDLE and self.conn.trailing_data[0]:
+        if self._between and self._head_bytes:
             self.refuse(408, f"the request head did not arrive within {self.head_timeout_s:g} s")
         else:  # nothing came, or the rest of a body answered already (413): enough dropped
             self.transport.close()
@@ -154,11 +185,18 @@ def serve_api(host: str, port: int, *, workers: int = 1, log_level: str = "info"
         host=host,
         port=port,
         workers=workers,
-        http=BoundedH11Protocol,
-        h11_max_incomplete_event_size=MAX_HEAD_BYTES,
-        timeout_keep_alive=KEEP_ALIVE_S,
-        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
-        log_config=None,  # uvicorn's records go through the service's KST log format
-        log_level=log_level.lower(),
-        access_log=False,
+        **server_options(log_level),
     )
+
+
+def server_options(log_level: str = "info") -> dict[str, Any]:
+    """uvicorn's settings for the API: the bounded httptools protocol, keep-alive and
+    shutdown times, no access log (the benchmark serves its framework ceiling with the same)."""
+    return {
+        "http": BoundedHttpToolsProtocol,
+        "timeout_keep_alive": KEEP_ALIVE_S,
+        "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_S,
+        "log_config": None,  # uvicorn's records go through the service's KST log format
+        "log_level": log_level.lower(),
+        "access_log": False,
+    }
