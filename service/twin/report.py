@@ -649,8 +649,8 @@ def _periods_line(periods: list[Period]) -> list[str]:
         return []
     text = "; ".join(f"{p.name}: {p.label}" for p in periods)
     return [
-        f"Periods ({text}). The twin was calibrated on the calibration years only; the check "
-        "years are reported apart and were not used to set any parameter.",
+        f"Periods ({text}). The calibration targets are set on the calibration years; the "
+        "check years are reported apart, as data the calibration should not be tuned to.",
         "",
     ]
 

@@ -25,7 +25,7 @@ Day = dict[str, dict[str, Any]]
 """One verified date: source -> its scores (:func:`service.verification.scores.score_source`)."""
 LABELS = {"model": "model (published)", "cmaq": "raw CMAQ", "persistence": "persistence"}
 EPISODE = ((1, 8), (1, 9))
-"""The twin's (and the paper's) high-concentration case study: 8-9 January."""
+"""The paper's high-concentration case study: 8-9 January (the twin has no episode fixed there)."""
 
 
 @dataclass(frozen=True)
@@ -323,8 +323,8 @@ def write_report(
             f"**At the peak hours the model is {'worse' if m_all > c_all else 'better'} than raw "
             f"CMAQ over the whole period (RMSE {m_all:.1f} against {c_all:.1f} ug/m3)"
             + (
-                f", and {'worse' if m_out > c_out else 'better'} outside the 8-9 January "
-                f"episode ({m_out:.1f} against {c_out:.1f}).**"
+                f", and {'worse' if m_out > c_out else 'better'} outside 8-9 January, the "
+                f"paper's case study ({m_out:.1f} against {c_out:.1f}).**"
                 if m_out is not None and c_out is not None
                 else ".**"
             )
