@@ -127,3 +127,24 @@ def test_only_marked_whole_200_answers_are_kept_per_encoding(tiny_app) -> None: 
     assert len(answers) == 2  # gzipped or not: two answers
     client.get("/thing", headers={"If-None-Match": '"x"', "Accept-Encoding": "identity"})
     assert current["calls"] == 5  # conditional requests always reach the route
+
+
+def test_two_accept_encoding_headers_cannot_put_gzip_under_the_plain_key(
+    tmp_path: Path, tiny_model: Path
+) -> None:
+    """The key reads the first Accept-Encoding, as the route and the gzip middleware do; and a
+    gzipped answer is never kept where a client that refuses gzip would get it."""
+    settings = published_database(tmp_path, tiny_model, TOKEN).model_copy(
+        update={"api_cache_seconds": 300}
+    )
+    url = f"/v1/forecasts/{DAY}/stations"
+    with TestClient(create_app(settings)) as client:
+        first = client.get(
+            url, headers=[("accept-encoding", "gzip"), ("accept-encoding", "identity")]
+        )
+        assert first.status_code == 200
+        for _ in range(2):  # the second time from memory, if kept
+            plain = client.get(url, headers={"accept-encoding": "identity"})
+            assert plain.status_code == 200
+            assert plain.headers.get("content-encoding") is None
+            assert json.loads(plain.content)  # a plain JSON body, not gzip bytes

@@ -47,3 +47,21 @@ def test_a_network_it_does_not_reproduce_runs_as_keras() -> None:
     with pytest.raises(UnsupportedNetworkError, match="Dense"):
         fused_network(loaded.model, card)  # type: ignore[arg-type]
     assert FusedForecaster.of(loaded) is loaded
+
+
+def test_a_graph_that_fails_on_the_probe_falls_back_to_keras(
+    tiny_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The graph compiles on its first call, the probe: a failure there is not the run's."""
+    from models.artifact import LoadedModel
+    from service.forecast import model as forecast_model
+
+    def broken(model: object, card: object) -> object:
+        def network(x: object) -> object:
+            raise RuntimeError("XLA compilation failed")
+
+        return network
+
+    monkeypatch.setattr(forecast_model, "fused_network", broken)
+    loaded = LoadedModel(tiny_model)
+    assert FusedForecaster.of(loaded) is loaded

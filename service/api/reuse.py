@@ -56,14 +56,14 @@ class ReusedAnswers:
         if scope["type"] != "http" or scope["method"] != "GET":
             await self.app(scope, receive, send)
             return
-        gzip = False
+        encodings: bytes | None = None
         for name, value in scope["headers"]:
             if name == b"if-none-match":
                 await self.app(scope, receive, send)  # the route answers 304 or 200
                 return
-            if name == b"accept-encoding":
-                gzip = b"gzip" in value
-        key = (scope["path"], scope["query_string"], gzip)
+            if name == b"accept-encoding" and encodings is None:
+                encodings = value  # the first, as the routes and Starlette's gzip read it
+        key = (scope["path"], scope["query_string"], b"gzip" in (encodings or b""))
         kept = self.answers.get(key)
         if kept is not None and self.is_current(kept[0], kept[1]):
             _, _, route, start, body = kept
@@ -95,6 +95,12 @@ class ReusedAnswers:
         if mark is None or not whole or start.get("status") != 200 or len(parts) != 1:
             return
         body = parts[0]
+        encoded = any(
+            name == b"content-encoding" and b"gzip" in value
+            for name, value in start.get("headers", ())
+        )
+        if encoded and not key[2]:  # never keep gzip where the key promises a plain body
+            return
         if len(body) <= MAX_ANSWER_BYTES:
             start = {**start, "headers": tuple(start.get("headers", ()))}
             self.answers.put(key, (*mark, scope.get("route"), start, body), len(body) + 512)
