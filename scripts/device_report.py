@@ -21,7 +21,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from models.evaluate import write_report  # noqa: E402
+from models.evaluate import write_report
 
 
 def main() -> None:

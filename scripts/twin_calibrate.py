@@ -6,6 +6,10 @@ yields. With ``--stride k`` every k-th block of each year is run, and the five-w
 is estimated from the ``5/k`` worst sampled days.
 
     python scripts/twin_calibrate.py --years 2019 2020 2021 --stride 4
+    python scripts/twin_calibrate.py --years 2019 2020 2021 2022 --check-year 2022 --workers 16
+
+Keep the check year out of sight while calibrating (``--check-year``): the twin's report lists
+it apart, as data the calibration should not be tuned to.
 """
 
 from __future__ import annotations
@@ -61,6 +65,15 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--set", action="append", default=[], help="world.NAME=value, ...")
+    parser.add_argument(
+        "--check-year",
+        type=int,
+        action="append",
+        default=[],
+        help="a year kept out of the calibration: simulated (the linear correction is scored on "
+        "the last year) but its rows are not printed unless --show-check",
+    )
+    parser.add_argument("--show-check", action="store_true", help="print the check years too")
     args = parser.parse_args()
     jobs = []
     for year in args.years:
@@ -75,13 +88,15 @@ def main() -> None:
     sums: dict[int, YearSums] = {}
     seoul: dict[int, list[np.ndarray]] = {}
     daylist: dict[int, list[dt.date]] = {}
+    seen: set[dt.date] = set()
     fields: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
     means: dict[int, list[tuple[float, float]]] = {}
     with ProcessPoolExecutor(args.workers) as pool:
         for days in pool.map(_block, jobs):
             for day, a, c in days:
-                if day.year not in args.years:
-                    continue
+                if day.year not in args.years or day in seen:
+                    continue  # a block straddling two years is run for both: count it once
+                seen.add(day)
                 sums.setdefault(day.year, YearSums()).add(
                     a.astype(np.float64), c.astype(np.float64)
                 )
@@ -92,7 +107,10 @@ def main() -> None:
     k5 = max(1, round(5 / args.stride))
     print(f"stride {args.stride}: five worst ~ {k5} worst sampled days")
     print("year days  mean   std   max  rmse  spat  bias  w5share  scale_rm  seoul_p99 ge75%")
+    hidden = set() if args.show_check else set(args.check_year)
     for year, y in sorted(sums.items()):
+        if year in hidden:
+            continue
         s = summarise_series(np.concatenate(seoul[year]))
         print(
             f"{year} {len(y.daily_sse):4d} {y.analysis_mean:5.1f} {y.analysis_std:5.1f} "
@@ -104,7 +122,7 @@ def main() -> None:
         ((y.daily_sse[i], year, i) for year, y in sums.items() for i in range(len(y.daily_sse))),
         reverse=True,
     )
-    for sse, year, i in days_all[:8]:
+    for sse, year, i in [d for d in days_all if d[1] not in hidden][:8]:
         d = daylist[year][i]
         print(
             f"  worst: {d} rmse {np.sqrt(sse / sums[year].n * len(sums[year].daily_sse)):.1f} "
@@ -114,10 +132,11 @@ def main() -> None:
     test_year = max(sums)
     train = [(a, c) for y, v in fields.items() if y != test_year for a, c in v]
     n = len(train)
-    sa = sum(a for a, _ in train).sum(axis=0)
-    sc = sum(c for _, c in train).sum(axis=0)
-    scc = sum(c * c for _, c in train).sum(axis=0)
-    sca = sum(c * a for a, c in train).sum(axis=0)
+    zero = np.zeros_like(train[0][0], dtype=np.float64)
+    sa = sum((a for a, _ in train), zero).sum(axis=0)
+    sc = sum((c for _, c in train), zero).sum(axis=0)
+    scc = sum((c * c for _, c in train), zero).sum(axis=0)
+    sca = sum((c * a for a, c in train), zero).sum(axis=0)
     m = n * 24
     b = (sca - sc * sa / m) / np.maximum(scc - sc * sc / m, 1e-9)
     a0 = (sa - b * sc) / m
@@ -126,11 +145,14 @@ def main() -> None:
         np.mean([((np.maximum(a0 + b * c, 0) - a) ** 2).mean() for a, c in fields[test_year]])
         ** 0.5
     )
+    if test_year in hidden:
+        raw = lin = float("nan")
     print(
         f"linear per-cell correction on {test_year}: RMSE {raw:.2f} -> {lin:.2f} "
         f"({100 * (1 - lin / raw):.1f}% lower)"
     )
-    allseoul = summarise_series(np.concatenate([np.concatenate(v) for v in seoul.values()]))
+    shown = [np.concatenate(v) for y, v in seoul.items() if y not in hidden]
+    allseoul = summarise_series(np.concatenate(shown))
     print(
         f"Seoul all: mean {allseoul.mean:.1f} p99 {allseoul.p99:.1f} "
         f"ge75 {allseoul.ge75_percent:.2f}% "
