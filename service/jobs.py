@@ -128,6 +128,26 @@ def _finish(sessions: sessionmaker[Session], run_id: int, **changes: Any) -> Non
             run.finished_at = repo.now()
 
 
+def _wide_tensor(
+    date: dt.date, settings: Settings, grid: Grid, paths: InputPaths, model: Forecaster
+) -> npt.NDArray[np.float32]:
+    """The inputs on the wider window a model with an input margin reads; where the files do
+    not cover it, the grid's own tensor (the model then repeats its edges), with a warning."""
+    margin = model.card.margin
+    try:
+        wide = assemble_inputs(date, settings, Grid(grid.spec.widened(margin)), paths=paths)
+    except InputFileError as exc:
+        log.warning(
+            "inputs for %s do not cover the model's margin of %d cells (%s); its edges are "
+            "repeated instead",
+            date,
+            margin,
+            public_message(exc),
+        )
+        return assemble_inputs(date, settings, grid, paths=paths).tensor
+    return wide.tensor
+
+
 def run_daily_forecast(
     date: dt.date,
     *,
@@ -168,6 +188,10 @@ def run_daily_forecast(
         inputs = timed("ingest", lambda: assemble_inputs(date, settings, grid, paths=paths))
         model = timed("load_model", forecaster)
         tensor = inputs.tensor
+        if model.card.margin:
+            tensor = timed(
+                "ingest_margin", lambda: _wide_tensor(date, settings, grid, paths, model)
+            )
         pm25 = timed("predict", lambda: model.predict(tensor))
         stats = timed("validate", lambda: validate_forecast(pm25, grid))
         timed("store", lambda: _store(sessions, run_id, inputs, pm25, stats, timings, model))

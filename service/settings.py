@@ -38,6 +38,20 @@ class GridSpec(BaseModel):
     ncols: int = Field(default=59, gt=0)
     nrows: int = Field(default=68, gt=0)
 
+    def widened(self, margin: int) -> GridSpec:
+        """This grid ``margin`` cells wider on each side, on the same projection (the window a
+        model with an input margin reads)."""
+        if margin == 0:
+            return self
+        return self.model_copy(
+            update={
+                "xorig_m": self.xorig_m - margin * self.cell_m,
+                "yorig_m": self.yorig_m - margin * self.cell_m,
+                "ncols": self.ncols + 2 * margin,
+                "nrows": self.nrows + 2 * margin,
+            }
+        )
+
 
 class Settings(BaseSettings):
     """All settings of the service; environment variables ``PM25_<NAME>`` override defaults.

@@ -280,3 +280,56 @@ def test_the_all_variant_trains_saves_and_serves_through_the_services_loader(
     tensor = assemble_inputs(DAY, Settings(inbox=tmp_path / "archive")).tensor
     pm25 = forecaster.predict(tensor)
     assert pm25.shape == (24, 68, 59) and float(pm25.min()) >= 0.0
+
+
+def test_the_daily_run_feeds_a_margin_model_its_wider_window(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A model with an input margin gets the files' own values beyond the grid, not repeated
+    edges; where the files do not reach that far, the grid's tensor, with a warning."""
+    from types import SimpleNamespace
+
+    from models.convlstm import build_model
+    from service.features import INPUT_FEATURES
+    from service.forecast.model import load_forecaster
+    from service.forecast.tensor import assemble_inputs
+    from service.grid import Grid
+    from service.jobs import _wide_tensor, find_inputs, run_daily_forecast
+    from service.settings import Settings
+    from service.storage.db import make_engine, session_factory
+    from service.storage.migrate import upgrade
+
+    m, spec = 2, GridSpec()
+    card = dataclasses.replace(
+        _card(m, spec.nrows, spec.ncols),
+        features=[{"name": f.name, "unit": f.unit} for f in INPUT_FEATURES],
+        grid=Grid(spec).describe(),
+        input_scaling=MinMax((0.0,) * 12, (1.0e5,) * 12).as_dict(),
+    )
+    shape = (24, spec.nrows + 2 * m, spec.ncols + 2 * m, 12)
+    save_artifact(build_model(3, shape, 1, margin=m), card, tmp_path / "model")
+    write_sample_day(tmp_path / "inbox", DAY, spec)
+    url = f"sqlite:///{tmp_path}/pm25.sqlite"
+    upgrade(url)
+    settings = Settings(inbox=tmp_path / "inbox", database_url=url, input_settle_seconds=0,
+                        model_path=tmp_path / "model" / "model.keras")  # fmt: skip
+    engine = make_engine(url)
+    out = run_daily_forecast(DAY, settings=settings, sessions=session_factory(engine))
+    engine.dispose()
+    assert out.status.value == "succeeded", out.message
+    assert "ingest_margin" in out.timings
+
+    grid, paths = Grid(spec), find_inputs(DAY, settings)
+    model = load_forecaster(str(settings.model_path), spec)
+    wide = _wide_tensor(DAY, settings, grid, paths, model)
+    inner = assemble_inputs(DAY, settings, grid, paths=paths).tensor
+    assert wide.shape == shape
+    np.testing.assert_array_equal(wide[:, m:-m, m:-m], inner)
+    repeated = np.pad(inner, ((0, 0), (m, m), (m, m), (0, 0)), mode="edge")
+    assert not np.array_equal(wide, repeated)  # the files' own values beyond the grid
+
+    far = dataclasses.replace(model.card, margin=60)  # beyond what the CMAQ files cover
+    with caplog.at_level("WARNING", logger="service.jobs"):
+        fallback = _wide_tensor(DAY, settings, grid, paths, SimpleNamespace(card=far))  # type: ignore[arg-type]
+    np.testing.assert_array_equal(fallback, inner)
+    assert "do not cover the model's margin of 60 cells" in caplog.text

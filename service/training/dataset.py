@@ -69,25 +69,13 @@ class Dataset:
         return np.asarray(inner[..., FEATURE_NAMES.index("pm25")])
 
 
-def widen(grid: GridSpec, margin: int) -> GridSpec:
-    """The grid ``margin`` cells wider than ``grid`` on each side, on the same projection."""
-    return grid.model_copy(
-        update={
-            "xorig_m": grid.xorig_m - margin * grid.cell_m,
-            "yorig_m": grid.yorig_m - margin * grid.cell_m,
-            "ncols": grid.ncols + 2 * margin,
-            "nrows": grid.nrows + 2 * margin,
-        }
-    )
-
-
 def _read_day(args: tuple[str, str, GridSpec, int]) -> tuple[F32, F32] | str:
     """One day's input tensor and truth, or the reader's message if the day is unusable."""
     archive, day, grid, margin = args
     settings = Settings(inbox=Path(archive), grid=grid)
     date = dt.date.fromisoformat(day)
     try:
-        x = assemble_inputs(date, settings, Grid(widen(grid, margin))).tensor
+        x = assemble_inputs(date, settings, Grid(grid.widened(margin))).tensor
         y = load_truth(date, settings).data["pm25"].values.astype(np.float32)
     except InputFileError as exc:
         return str(exc)
