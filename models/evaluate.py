@@ -331,7 +331,7 @@ def tables(metrics: Metrics) -> list[str]:
             _distribution_row(
                 n,
                 models[n]["distribution"],
-                PAPER.get(n, None if n.startswith("linear") else PAPER["case3"]),
+                PAPER.get(n, None if n in BASELINES else PAPER["case3"]),
             )
             for n in names
         ],
@@ -355,6 +355,8 @@ SKILL_HEADER = [
     "| band / interior | >= 36: POD / FAR / CSI | >= 76: POD / FAR / CSI | days worse than CMAQ |",
     "|---|---|---|---|---|---|---|---|---|---|---|",
 ]
+#: The per-cell linear corrections of raw CMAQ reported beside the networks (not in the paper).
+BASELINES = ("linear", "linear_hourly")
 #: How the rows of the skill tables are labelled.
 LABELS = {"cmaq": "raw CMAQ", "linear": "per-cell linear correction",
           "linear_hourly": "per-cell, per-hour linear correction"}  # fmt: skip
@@ -382,7 +384,7 @@ def skill_row(label: str, s: Skill) -> str:
 def skill_table(skill: dict[str, Skill], order: list[str] | None = None) -> list[str]:
     """The skill table as markdown lines: raw CMAQ and the baselines first, then ``order``
     (default: every other row, sorted)."""
-    first = [k for k in ("cmaq", "linear", "linear_hourly") if k in skill]
+    first = [k for k in ("cmaq", *BASELINES) if k in skill]
     rest = order if order is not None else sorted(k for k in skill if k not in first)
     width = next(iter(skill.values()))["band_width"] if skill else 3
     return [

@@ -129,11 +129,15 @@ def _finish(sessions: sessionmaker[Session], run_id: int, **changes: Any) -> Non
 
 
 def _wide_tensor(
-    date: dt.date, settings: Settings, grid: Grid, paths: InputPaths, model: Forecaster
+    date: dt.date,
+    settings: Settings,
+    grid: Grid,
+    paths: InputPaths,
+    margin: int,
+    grid_tensor: npt.NDArray[np.float32],
 ) -> npt.NDArray[np.float32]:
-    """The inputs on the wider window a model with an input margin reads; where the files do
-    not cover it, the grid's own tensor (the model then repeats its edges), with a warning."""
-    margin = model.card.margin
+    """The inputs on the wider window a model with an input ``margin`` reads; where the files
+    do not cover it, ``grid_tensor`` (the model then repeats its edges), with a warning."""
     try:
         wide = assemble_inputs(date, settings, Grid(grid.spec.widened(margin)), paths=paths)
     except InputFileError as exc:
@@ -144,7 +148,7 @@ def _wide_tensor(
             margin,
             public_message(exc),
         )
-        return assemble_inputs(date, settings, grid, paths=paths).tensor
+        return grid_tensor
     return wide.tensor
 
 
@@ -190,7 +194,8 @@ def run_daily_forecast(
         tensor = inputs.tensor
         if model.card.margin:
             tensor = timed(
-                "ingest_margin", lambda: _wide_tensor(date, settings, grid, paths, model)
+                "ingest_margin",
+                lambda: _wide_tensor(date, settings, grid, paths, model.card.margin, inputs.tensor),
             )
         pm25 = timed("predict", lambda: model.predict(tensor))
         stats = timed("validate", lambda: validate_forecast(pm25, grid))

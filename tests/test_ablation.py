@@ -287,8 +287,6 @@ def test_the_daily_run_feeds_a_margin_model_its_wider_window(
 ) -> None:
     """A model with an input margin gets the files' own values beyond the grid, not repeated
     edges; where the files do not reach that far, the grid's tensor, with a warning."""
-    from types import SimpleNamespace
-
     from models.convlstm import build_model
     from service.features import INPUT_FEATURES
     from service.forecast.model import load_forecaster
@@ -321,15 +319,14 @@ def test_the_daily_run_feeds_a_margin_model_its_wider_window(
 
     grid, paths = Grid(spec), find_inputs(DAY, settings)
     model = load_forecaster(str(settings.model_path), spec)
-    wide = _wide_tensor(DAY, settings, grid, paths, model)
     inner = assemble_inputs(DAY, settings, grid, paths=paths).tensor
+    wide = _wide_tensor(DAY, settings, grid, paths, model.card.margin, inner)
     assert wide.shape == shape
     np.testing.assert_array_equal(wide[:, m:-m, m:-m], inner)
     repeated = np.pad(inner, ((0, 0), (m, m), (m, m), (0, 0)), mode="edge")
     assert not np.array_equal(wide, repeated)  # the files' own values beyond the grid
 
-    far = dataclasses.replace(model.card, margin=60)  # beyond what the CMAQ files cover
-    with caplog.at_level("WARNING", logger="service.jobs"):
-        fallback = _wide_tensor(DAY, settings, grid, paths, SimpleNamespace(card=far))  # type: ignore[arg-type]
+    with caplog.at_level("WARNING", logger="service.jobs"):  # beyond what the CMAQ files cover
+        fallback = _wide_tensor(DAY, settings, grid, paths, 60, inner)
     np.testing.assert_array_equal(fallback, inner)
     assert "do not cover the model's margin of 60 cells" in caplog.text

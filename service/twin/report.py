@@ -341,7 +341,7 @@ def _year_targets(year: int, y: YearSums) -> list[Target]:
 
 
 def _seoul_targets(
-    prefix: str, times: Times, values: F, real: SeoulObservations | None
+    prefix: str, times: Times, values: F, real: SeoulObservations | None, years: tuple[int, ...]
 ) -> list[Target]:
     s = summarise_series(values)
     low, high = (
@@ -367,7 +367,7 @@ def _seoul_targets(
         ),
     ]
     if real is not None:
-        real_sel = _in_years(real.times, times)
+        real_sel = _in_years(real.times, years)
         corr = float(
             np.corrcoef(
                 monthly_means(times, values),
@@ -382,10 +382,9 @@ def _seoul_targets(
     return targets
 
 
-def _in_years(times: Times, like: Times) -> npt.NDArray[np.bool_]:
-    """Which of ``times`` fall in the calendar years present in ``like``."""
-    years = np.unique(like.astype("datetime64[Y]").astype(int))
-    return np.isin(times.astype("datetime64[Y]").astype(int), years)
+def _in_years(times: Times, years: tuple[int, ...]) -> npt.NDArray[np.bool_]:
+    """Which of ``times`` fall in the calendar ``years``."""
+    return np.isin(times.astype("datetime64[Y]").astype(int) + 1970, years)
 
 
 def evaluate_targets(
@@ -403,11 +402,11 @@ def evaluate_targets(
         targets += _year_targets(year, y)
     periods = periods_of(sorted(stats.years), check_years)
     for period in periods:
-        sel = _in_years(
-            stats.seoul_times, np.array([np.datetime64(f"{y}-01-01", "h") for y in period.years])
-        )
+        sel = _in_years(stats.seoul_times, period.years)
         prefix = f"{period.label} " if len(periods) > 1 else ""
-        targets += _seoul_targets(prefix, stats.seoul_times[sel], stats.seoul[sel], real)
+        targets += _seoul_targets(
+            prefix, stats.seoul_times[sel], stats.seoul[sel], real, period.years
+        )
     return targets
 
 
