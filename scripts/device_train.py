@@ -265,6 +265,19 @@ def main() -> None:
         "--keep-archive", action="store_true", help="reuse WORK/archive if it exists (dry runs)"
     )
     parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="WHERE.NAME=VALUE",
+        help="override a twin parameter before the archive is written (as "
+        "scripts/twin_calibrate.py --set): world.NAME=literal, archive.NAME=literal, "
+        "spread.KEY=number",
+    )
+    parser.add_argument(
+        "--gpu-ids", default="", help="comma-separated GPUs this call may use (default: all)"
+    )
+    parser.add_argument("--workers", type=int, default=0, help="archive processes (0: all cores)")
+    parser.add_argument(
         "--twin-report",
         type=Path,
         default=None,
@@ -284,9 +297,12 @@ def main() -> None:
         runs = [r for r in runs if r in wanted]
 
     from models.train import variant_config
+    from scripts.twin_calibrate import apply_settings
     from service.settings import GridSpec
     from service.training.dataset import build_dataset
     from service.twin.archive import generate
+
+    apply_settings(args.set)  # the archive's worker processes are forked: they inherit these
 
     margin = max(variant_config(r).margin for r in runs)  # also refuses unknown names early
     y0, y1, yt = (int(v) for v in args.years.split(","))
@@ -298,8 +314,9 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     archive = args.work / "archive"
     if not (args.keep_archive and archive.is_dir()):
-        generate(GridSpec(), first, train_end, archive, progress=False)
-        generate(GridSpec(), test_start, test_end, archive, progress=False)
+        workers = args.workers or None
+        generate(GridSpec(), first, train_end, archive, progress=False, workers=workers)
+        generate(GridSpec(), test_start, test_end, archive, progress=False, workers=workers)
     print(f"archive in {time.time() - t0:.0f} s", flush=True)
     t1 = time.time()
     for name, (a, b) in {"train": (first, train_end), "test": (test_start, test_end)}.items():
@@ -310,7 +327,8 @@ def main() -> None:
         print(f"{name}: {len(meta['kept'])} days kept, {len(meta['skipped'])} skipped", flush=True)
     print(f"datasets (margin {margin}) in {time.time() - t1:.0f} s", flush=True)
 
-    gpus = _gpu_count()
+    gpu_ids = args.gpu_ids.split(",") if args.gpu_ids else [str(g) for g in range(_gpu_count())]
+    gpus = len(gpu_ids)
     deadline = t0 + args.deadline - args.score_reserve
     print(
         f"{len(runs)} run(s) on {gpus} GPU(s), training until {deadline - t0:.0f} s "
@@ -320,7 +338,7 @@ def main() -> None:
     jobs = [
         {
             "name": r,
-            "gpu": _gpu_of(r, k, gpus, args.alone, runs),
+            "gpu": _gpu_of(r, k, gpu_ids, args.alone, runs),
             "work": str(args.work),
             "train": str(args.work / "train"),
             "test": str(args.work / "test"),
@@ -337,7 +355,7 @@ def main() -> None:
     if args.twin_report is not None:
         report = ctx.Process(
             target=_twin_report,
-            args=(archive, args.out, first, test_end, args.twin_report, yt),
+            args=(archive, args.out, first, test_end, args.twin_report, yt, args.set),
         )
         report.start()
     done: list[dict[str, Any]] = []
@@ -347,7 +365,8 @@ def main() -> None:
         cmaq, lin = base["metrics"]["skill"]["cmaq"], base["metrics"]["skill"]["linear"]
         print(
             f"baselines at {time.time() - t0:.0f} s: raw CMAQ rmse {cmaq['rmse_mean']:.2f}, "
-            f"linear correction {lin['rmse_mean']:.2f}",
+            f"spatial {cmaq['spatial_rmse_mean']:.2f}; linear correction {lin['rmse_mean']:.2f}, "
+            f"spatial {lin['spatial_rmse_mean']:.2f}",
             flush=True,
         )
         _write_outputs(args.out, args.work, base, done, command)
@@ -361,13 +380,21 @@ def main() -> None:
 
 
 def _twin_report(
-    archive: Path, out: Path, first: dt.date, last: dt.date, seoul: Path, check_year: int
+    archive: Path,
+    out: Path,
+    first: dt.date,
+    last: dt.date,
+    seoul: Path,
+    check_year: int,
+    settings: list[str],
 ) -> None:
     """``pm25 twin report`` of the whole archive, packed as OUT/twin.tar (REPORT.md, PNGs)."""
+    from scripts.twin_calibrate import apply_settings
     from service.twin.report import write_report
 
+    apply_settings(settings)  # a spawned process: the episodes table reads the parameters
     t0 = time.time()
-    folder = Path("/tmp/twin-report")
+    folder = archive.parent / "twin-report"
     _, ok = write_report(archive, folder, first, last, seoul, check_years=(check_year,))
     with tarfile.open(out / "twin.tar", "w") as tar:
         for item in sorted(folder.iterdir()):
@@ -376,16 +403,18 @@ def _twin_report(
     print(f"twin report in {time.time() - t0:.0f} s: {verdict}", flush=True)
 
 
-def _gpu_of(name: str, k: int, gpus: int, alone: str, runs: list[str]) -> str | None:
-    """Run ``k`` on GPU ``k mod n``; with ``alone`` (and several GPUs) that run gets GPU 0."""
+def _gpu_of(name: str, k: int, gpu_ids: list[str], alone: str, runs: list[str]) -> str | None:
+    """Run ``k`` on GPU ``k mod n`` of ``gpu_ids``; with ``alone`` (and several GPUs) that run
+    gets the first one to itself."""
+    gpus = len(gpu_ids)
     if not gpus:
         return None
     if not alone or gpus < 2 or alone not in runs:
-        return str(k % gpus)
+        return gpu_ids[k % gpus]
     if name == alone:
-        return "0"
+        return gpu_ids[0]
     rest = [r for r in runs if r != alone]
-    return str(1 + rest.index(name) % (gpus - 1))
+    return gpu_ids[1 + rest.index(name) % (gpus - 1)]
 
 
 def _report(result: dict[str, Any], t0: float) -> None:
@@ -397,7 +426,8 @@ def _report(result: dict[str, Any], t0: float) -> None:
         print(
             f"{key} (GPU {result['gpu']}, {result['epochs_run']} epochs, best "
             f"{result['best_epoch']}, {result['train_s']} + {result['score_s']} s): "
-            f"rmse {s['rmse_mean']:.2f}, peak {s['peak']['rmse'] or float('nan'):.2f}, "
+            f"rmse {s['rmse_mean']:.2f}, spatial {s['spatial_rmse_mean']:.2f}, "
+            f"peak {s['peak']['rmse'] or float('nan'):.2f}, "
             f"band/interior {s['band_ratio'] or float('nan'):.2f}, "
             f"csi76 {s['very_bad']['csi'] or 0:.2f}, days worse {s['days_worse']}",
             flush=True,

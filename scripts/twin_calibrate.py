@@ -30,9 +30,13 @@ from service.twin.archive import BLOCK_DAYS, Twin, block_start
 from service.twin.report import YearSums, seoul_cells, summarise_series
 
 
-def _apply(settings: list[str]) -> None:
+def apply_settings(settings: list[str]) -> None:
     """Override the twin's parameters for this process: ``world.NAME=literal``,
-    ``archive.NAME=literal`` or ``spread.KEY=number`` (a RANDOM_SPREAD entry)."""
+    ``archive.NAME=literal``, ``spread.KEY=number`` (a RANDOM_SPREAD entry) or
+    ``bias.NAME=number`` (a BIASES entry).
+
+    Processes forked afterwards inherit them; spawned ones must apply them again.
+    """
     import ast
 
     from service.twin import archive, world
@@ -42,13 +46,15 @@ def _apply(settings: list[str]) -> None:
         where, name = target.split(".", 1)
         if where == "spread":
             world.RANDOM_SPREAD[name] = float(value)
+        elif where == "bias":
+            world.BIASES[name] = float(value)
         else:
             setattr({"world": world, "archive": archive}[where], name, ast.literal_eval(value))
 
 
 def _block(args: tuple[int, dt.date, list[str]]) -> list[tuple[dt.date, np.ndarray, np.ndarray]]:
     seed, start, settings = args
-    _apply(settings)
+    apply_settings(settings)
     twin = Twin(GridSpec(), seed)
     srows, scols = twin._service_rows, twin._service_cols
     return [
@@ -140,16 +146,19 @@ def main() -> None:
     m = n * 24
     b = (sca - sc * sa / m) / np.maximum(scc - sc * sc / m, 1e-9)
     a0 = (sa - b * sc) / m
-    raw = np.mean([((c - a) ** 2).mean() for a, c in fields[test_year]]) ** 0.5
-    lin = (
-        np.mean([((np.maximum(a0 + b * c, 0) - a) ** 2).mean() for a, c in fields[test_year]])
-        ** 0.5
-    )
+    def scores(pairs: list[tuple[np.ndarray, np.ndarray]]) -> tuple[float, float]:
+        """Hourly RMSE (pooled) and spatial RMSE (mean of each hour's RMSE over the cells)."""
+        per_hour = np.array([((c - a) ** 2).mean(axis=(1, 2)) for a, c in pairs])
+        return float(per_hour.mean() ** 0.5), float(np.sqrt(per_hour).mean())
+
+    raw, raw_s = scores(fields[test_year])
+    lin, lin_s = scores([(a, np.maximum(a0 + b * c, 0)) for a, c in fields[test_year]])
     if test_year in hidden:
-        raw = lin = float("nan")
+        raw = lin = raw_s = lin_s = float("nan")
     print(
         f"linear per-cell correction on {test_year}: RMSE {raw:.2f} -> {lin:.2f} "
-        f"({100 * (1 - lin / raw):.1f}% lower)"
+        f"({100 * (1 - lin / raw):.1f}% lower), spatial {raw_s:.2f} -> {lin_s:.2f} "
+        f"({100 * (1 - lin_s / raw_s):.1f}% lower)"
     )
     shown = [np.concatenate(v) for y, v in seoul.items() if y not in hidden]
     allseoul = summarise_series(np.concatenate(shown))

@@ -303,3 +303,42 @@ def test_cli_twin_report_measures_an_archive(archive: Path, tmp_path: Path) -> N
 def test_cli_twin_report_needs_an_existing_archive(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["twin", "report", str(tmp_path / "none")])
     assert result.exit_code == 2 and "does not exist" in result.output
+
+
+def test_the_true_emissions_vary_from_day_to_day_and_no_forecast_knows_them() -> None:
+    """The truth's own emission map: mean one, bounded, new each day; CMAQ's errors are drawn
+    apart from it (another stream), so its inputs cannot reveal it."""
+    from service.twin.world import random_errors, true_variability
+
+    shape = (40, 50)
+    a = true_variability(0, dt.date(2022, 3, 1), shape)
+    b = true_variability(0, dt.date(2022, 3, 2), shape)
+    assert a.emission_field is not None and b.emission_field is not None
+    assert a.emission_field.mean() == pytest.approx(1.0)
+    assert a.emission_field.min() > 0.05 and a.emission_field.max() < 6.0
+    assert a.emission_field.std() > 0.2
+    assert not np.allclose(a.emission_field, b.emission_field)
+    assert a.time_shift_h == 0.0 and a.wind_scale == 1.0  # the true weather is untouched
+    forecast = random_errors(0, dt.date(2022, 3, 1), shape)
+    assert forecast.emission_field is not None
+    assert abs(np.corrcoef(forecast.emission_field.ravel(), a.emission_field.ravel())[0, 1]) < 0.3
+
+
+def test_process_error_moves_the_gases_with_the_aerosol() -> None:
+    """CMAQ's own gases cannot undo its process error: their excess over the clean-air floor is
+    scaled by the same factor as PM2.5."""
+    from service.twin.archive import PROCESS_GASES, process_error
+
+    rng = np.random.default_rng(3)
+    before = {
+        "pm25": rng.uniform(2.0, 80.0, (24, 30, 30)),
+        "no2": rng.uniform(0.003, 0.05, (24, 30, 30)),
+        "co": rng.uniform(0.2, 1.5, (24, 30, 30)),
+    }
+    after = {k: v.copy() for k, v in before.items()}
+    process_error(0, dt.date(2022, 1, 5), after)
+    factor = after["pm25"] / before["pm25"]
+    assert factor.std() > 0.05
+    for gas in ("no2", "co"):
+        floor = PROCESS_GASES[gas]
+        np.testing.assert_allclose((after[gas] - floor) / (before[gas] - floor), factor, rtol=1e-9)

@@ -40,7 +40,7 @@ from service.settings import GridSpec
 from service.stations import load_stations
 from service.twin.domains import PARENT_COL_MARGIN, PARENT_ROW_MARGIN, parent_spec
 from service.twin.files import CmaqStyle, write_analysis_file, write_cmaq_file, write_wrf_file
-from service.twin.world import Errors, World, random_errors, systematic_errors
+from service.twin.world import Errors, World, random_errors, systematic_errors, true_variability
 
 F = npt.NDArray[np.float64]
 BLOCK_DAYS = 7
@@ -52,10 +52,18 @@ CRESSMAN_RADIUS_M = 28_000.0
 OBS_MISSING = 0.04
 #: CMAQ's peak over-prediction (see :func:`overpredict_peaks`): relative gain, the ug/m3 at
 #: which it sets in, the ug/m3 beyond which it levels off, and the clean-air offset.
-PEAK_GAIN, PEAK_SCALE, PEAK_KNEE, PEAK_OFFSET = 0.1, 80.0, 300.0, 0.5
+PEAK_GAIN, PEAK_SCALE, PEAK_KNEE, PEAK_OFFSET = 0.15, 60.0, 200.0, 0.5
 #: CMAQ's process error (see :func:`process_error`): log-standard deviation in clean air, the
 #: ug/m3 over which it shrinks, and the correlation length of its maps in parent-grid cells.
 PROCESS_LOG_SD, PROCESS_SCALE, PROCESS_CELLS = 0.65, 25.0, 5.0
+#: The analysis background's own error (see :func:`analysis_error`): log-standard deviation in
+#: clean air and the ug/m3 over which it shrinks. The
+#: reanalysis is a model too, with errors of its own wherever no station corrects it,
+#: independent of the forecast's.
+ANALYSIS_LOG_SD, ANALYSIS_SCALE = 0.0, 20.0
+#: The gases the process error also moves, with their clean-air floors (ppm), so that CMAQ's
+#: own gases cannot reveal it.
+PROCESS_GASES: dict[str, float] = {"no2": 0.002, "co": 0.12, "so2": 0.0012}
 
 
 def peak_excess(pm25: F | float) -> F | float:
@@ -83,23 +91,46 @@ def process_error(seed: int, day: dt.date, cmaq: dict[str, F]) -> None:
     at 00 KST to another at 23 KST. Its log-standard deviation is ``PROCESS_LOG_SD`` in clean
     air and shrinks as ``1 / sqrt(1 + p / PROCESS_SCALE)``: large relative errors at low
     concentrations, smaller relative (but larger absolute) ones at high, as in evaluations of
-    real chemistry models. PM10 follows.
+    real chemistry models. PM10 and the gases of ``PROCESS_GASES`` follow.
     """
-    from scipy.ndimage import gaussian_filter
-
     pm25 = cmaq["pm25"]
-    rng = np.random.default_rng([seed, day.toordinal(), 29])
-    maps = []
-    for _ in range(2):
-        z = gaussian_filter(rng.normal(0.0, 1.0, pm25.shape[1:]), PROCESS_CELLS)
-        maps.append(z / max(float(z.std()), 1e-9))
-    theta = np.linspace(0.0, np.pi / 2, pm25.shape[0])[:, None, None]
-    z = np.cos(theta) * maps[0] + np.sin(theta) * maps[1]
+    z = _drifting_map(np.random.default_rng([seed, day.toordinal(), 29]), pm25.shape)
     sd = PROCESS_LOG_SD / np.sqrt(1.0 + pm25 / PROCESS_SCALE)
-    out = pm25 * np.exp(sd * z - sd**2 / 2)
+    factor = np.exp(sd * z - sd**2 / 2)
+    out = pm25 * factor
     if "pm10" in cmaq:
         cmaq["pm10"] = cmaq["pm10"] + (out - pm25)
     cmaq["pm25"] = out
+    for gas, floor in PROCESS_GASES.items():  # mixing errors move the gases with the aerosol
+        if gas in cmaq:
+            cmaq[gas] = floor + (cmaq[gas] - floor) * factor
+
+
+def _drifting_map(rng: np.random.Generator, shape: tuple[int, ...]) -> F:
+    """A smooth standard-normal map (``PROCESS_CELLS``) drifting from 00 to 23 KST: (24, ny, nx)."""
+    from scipy.ndimage import gaussian_filter
+
+    maps = []
+    for _ in range(2):
+        z = gaussian_filter(rng.normal(0.0, 1.0, shape[1:]), PROCESS_CELLS)
+        maps.append(z / max(float(z.std()), 1e-9))
+    theta = np.linspace(0.0, np.pi / 2, shape[0])[:, None, None]
+    return np.asarray(np.cos(theta) * maps[0] + np.sin(theta) * maps[1])
+
+
+def analysis_error(seed: int, day: dt.date, pm25: F) -> F:
+    """The analysis background with the reanalysis' own errors (:data:`ANALYSIS_LOG_SD`).
+
+    A smooth drifting lognormal map, independent of the forecast's; its log-standard deviation
+    shrinks as ``1 / (1 + p / ANALYSIS_SCALE)``, so the absolute error levels off near
+    ``ANALYSIS_LOG_SD * ANALYSIS_SCALE`` ug/m3: the reanalysis knows the large episodes (its
+    weather and inflow are right) but not the details of clean air.
+    """
+    if ANALYSIS_LOG_SD <= 0.0:
+        return pm25
+    z = _drifting_map(np.random.default_rng([seed, day.toordinal(), 43]), pm25.shape)
+    sd = ANALYSIS_LOG_SD / (1.0 + pm25 / ANALYSIS_SCALE)
+    return np.asarray(pm25 * np.exp(sd * z - sd**2 / 2))
 
 
 def block_start(day: dt.date) -> dt.date:
@@ -182,11 +213,12 @@ class Twin:
                 break  # later days of the block are not wanted: stop early
             day = start + dt.timedelta(days=k)
             err = errors.setdefault(day, self.errors(day))
+            true_err = true_variability(self.seed, day, (self.world.ny, self.world.nx))
             hours = forecast_hours(day)
             truth_pm, chem, background = [], [], []
             weather = [self.world.weather(hours[0] - dt.timedelta(hours=1), err)]
             for _ in hours:
-                truth, wx = self.world.step(truth)
+                truth, wx = self.world.step(truth, true_err)
                 model, mwx = self.world.step(model, err)
                 hindcast, hwx = self.world.step(hindcast, biases)
                 if k >= 0:
@@ -218,7 +250,8 @@ class Twin:
                 "rain_accumulated": rain,
             }
             truth_day = np.array(truth_pm)
-            analysis = self.analysis(day, np.array(background), truth_day)
+            background_day = analysis_error(self.seed, day, np.array(background))
+            analysis = self.analysis(day, background_day, truth_day)
             yield DayFields(day, cmaq, fields, init, analysis, truth_day)
 
     def analysis(self, day: dt.date, background: F, truth: F) -> F:

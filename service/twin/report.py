@@ -692,7 +692,12 @@ def errors_doc() -> str:
         PROCESS_SCALE,
         peak_excess,
     )
-    from service.twin.world import EMISSION_SCALE_BOUNDS, RANDOM_SPREAD, systematic_errors
+    from service.twin.world import (
+        EMISSION_SCALE_BOUNDS,
+        RANDOM_SPREAD,
+        TRUE_EMISSION_LOG_SD,
+        systematic_errors,
+    )
 
     b = systematic_errors()
     spread = "\n".join(f"- {name}: {value:g}" for name, value in RANDOM_SPREAD.items())
@@ -727,9 +732,12 @@ dominates a year's error. The local emission and secondary-formation maps drift 
 map at 00 KST to another at 23 KST. On top, CMAQ's aerosol processes err by a smooth random
 lognormal map drifting through the day (log-sd {PROCESS_LOG_SD:g} in clean air, shrinking as
 `1/sqrt(1 + p/{PROCESS_SCALE:g})`): large relative errors in clean air, larger absolute ones in
-polluted air. Episodes (transboundary haze and spring dust) are drawn afresh each year, with
-their own dates, strengths, durations and tracks (the table above); CMAQ gets their timing,
-strength and track slightly wrong each day.
+polluted air; CMAQ's NO2, CO and SO2 move by the same factor, so its own gases cannot reveal it.
+The true emissions also vary from day to day by a smooth local map no inventory knows (log-sd
+{TRUE_EMISSION_LOG_SD:g}); CMAQ runs on their climatology.
+Episodes (transboundary haze and spring dust) are drawn afresh each year, with their own dates,
+strengths, durations and tracks (the table above); CMAQ gets their timing, strength and track
+slightly wrong each day.
 
 The analysis is made as the real product is: a CMAQ-style background (the same model driven
 by the true weather, with its systematic biases) corrected toward observations at the 657

@@ -582,14 +582,25 @@ def _saturate(x: F, ceiling: float) -> F:
     return ceiling * np.tanh(x / ceiling)
 
 
+#: The forecast model's fixed biases (factors; 1 is none), fields of :class:`Errors`.
+BIASES = {
+    "city_emission_bias": 1.4,
+    "industry_emission_bias": 0.6,
+    "humid_secondary_bias": 1.7,
+    "washout_bias": 1.8,
+    "pbl_bias": 0.7,
+}
+
+
 def systematic_errors() -> Errors:
-    """The forecast model's fixed biases: the learnable part of its error."""
+    """The forecast model's fixed biases (:data:`BIASES`): the learnable part of its error."""
+    b = BIASES
     return Errors(
-        city_emission_bias=1.4,
-        industry_emission_bias=0.6,
-        humid_secondary_bias=1.7,
-        washout_bias=1.8,
-        pbl_bias=0.7,
+        city_emission_bias=b["city_emission_bias"],
+        industry_emission_bias=b["industry_emission_bias"],
+        humid_secondary_bias=b["humid_secondary_bias"],
+        washout_bias=b["washout_bias"],
+        pbl_bias=b["pbl_bias"],
     )
 
 
@@ -602,11 +613,11 @@ RANDOM_SPREAD = {
     "synoptic position (km)": 90.0,
     "wind speed (fraction)": 0.15,
     "emissions, whole domain (log)": 0.12,
-    "emissions, smooth local map (log)": 1.3,
+    "emissions, smooth local map (log)": 0.7,
     "secondary formation, regional map (log)": 1.0,
     "transboundary inflow amplitude (log)": 0.08,
-    "transboundary inflow timing (h)": 2.0,
-    "plume track (deg)": 10.0,
+    "transboundary inflow timing (h)": 1.0,
+    "plume track (deg)": 5.0,
     "clean-air background, regional map (log)": 0.5,
     "rain amount (log)": 0.4,
 }
@@ -647,6 +658,23 @@ def random_errors(seed: int, day: dt.date, shape: tuple[int, int]) -> Errors:
         inflow_shift_h=float(rng.normal(0.0, sd["transboundary inflow timing (h)"])),
         inflow_bearing_deg=float(rng.normal(0.0, sd["plume track (deg)"])),
         rain_scale=float(rng.lognormal(0.0, sd["rain amount (log)"])),
+    )
+
+
+#: The true emissions' own day-to-day variability, which no inventory knows: the log-standard
+#: deviation of a smooth local multiplicative map (``EMISSION_MAP_CELLS``) drifting from 00 to
+#: 23 KST. CMAQ's error from it cannot be learned from CMAQ's inputs.
+TRUE_EMISSION_LOG_SD = 0.8
+
+
+def true_variability(seed: int, day: dt.date, shape: tuple[int, int]) -> Errors:
+    """How the true world's emissions depart from their climatology on ``day`` (weather exact)."""
+    if TRUE_EMISSION_LOG_SD <= 0.0:
+        return TRUTH
+    rng = np.random.default_rng([seed, day.toordinal(), 31])
+    return Errors(
+        emission_field=_smooth_noise(rng, shape, TRUE_EMISSION_LOG_SD, EMISSION_MAP_CELLS),
+        emission_field_late=_smooth_noise(rng, shape, TRUE_EMISSION_LOG_SD, EMISSION_MAP_CELLS),
     )
 
 
