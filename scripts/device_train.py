@@ -271,7 +271,7 @@ def main() -> None:
         metavar="WHERE.NAME=VALUE",
         help="override a twin parameter before the archive is written (as "
         "scripts/twin_calibrate.py --set): world.NAME=literal, archive.NAME=literal, "
-        "spread.KEY=number",
+        "spread.KEY=number, bias.NAME=number",
     )
     parser.add_argument(
         "--gpu-ids", default="", help="comma-separated GPUs this call may use (default: all)"

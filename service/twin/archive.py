@@ -40,7 +40,14 @@ from service.settings import GridSpec
 from service.stations import load_stations
 from service.twin.domains import PARENT_COL_MARGIN, PARENT_ROW_MARGIN, parent_spec
 from service.twin.files import CmaqStyle, write_analysis_file, write_cmaq_file, write_wrf_file
-from service.twin.world import Errors, World, random_errors, systematic_errors, true_variability
+from service.twin.world import (
+    GAS_FLOOR_PPM,
+    Errors,
+    World,
+    random_errors,
+    systematic_errors,
+    true_variability,
+)
 
 F = npt.NDArray[np.float64]
 BLOCK_DAYS = 7
@@ -57,13 +64,13 @@ PEAK_GAIN, PEAK_SCALE, PEAK_KNEE, PEAK_OFFSET = 0.15, 60.0, 200.0, 0.5
 #: ug/m3 over which it shrinks, and the correlation length of its maps in parent-grid cells.
 PROCESS_LOG_SD, PROCESS_SCALE, PROCESS_CELLS = 0.65, 25.0, 5.0
 #: The analysis background's own error (see :func:`analysis_error`): log-standard deviation in
-#: clean air and the ug/m3 over which it shrinks. The
-#: reanalysis is a model too, with errors of its own wherever no station corrects it,
-#: independent of the forecast's.
+#: clean air and the ug/m3 over which it shrinks. The reanalysis is a model too, with errors of
+#: its own wherever no station corrects it, independent of the forecast's. Off (0) by default:
+#: tried in the calibration (docs/model/NOTES.md) and left off.
 ANALYSIS_LOG_SD, ANALYSIS_SCALE = 0.0, 20.0
-#: The gases the process error also moves, with their clean-air floors (ppm), so that CMAQ's
-#: own gases cannot reveal it.
-PROCESS_GASES: dict[str, float] = {"no2": 0.002, "co": 0.12, "so2": 0.0012}
+#: The gases the process error also moves (their part above the clean-air floor), so that
+#: CMAQ's own gases cannot reveal it.
+PROCESS_GASES: dict[str, float] = dict(GAS_FLOOR_PPM)
 
 
 def peak_excess(pm25: F | float) -> F | float:

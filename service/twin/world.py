@@ -556,9 +556,10 @@ class World:
         # Titration and dilution keep gases bounded however much is emitted: each saturates
         # smoothly below the highest hourly values measured in Korea (NO2 ~0.2 ppm at
         # roadsides, CO a few ppm, SO2 ~0.1 ppm beside smelters).
-        no2 = 0.002 + _saturate(0.0011 * comb * (1.15 - 0.35 * daylight), GAS_CEILING_PPM["no2"])
-        co = 0.12 + _saturate(0.0075 * comb, GAS_CEILING_PPM["co"])
-        so2 = 0.0012 + _saturate(0.0009 * c[4], GAS_CEILING_PPM["so2"])
+        floor, ceiling = GAS_FLOOR_PPM, GAS_CEILING_PPM
+        no2 = floor["no2"] + _saturate(0.0011 * comb * (1.15 - 0.35 * daylight), ceiling["no2"])
+        co = floor["co"] + _saturate(0.0075 * comb, ceiling["co"])
+        so2 = floor["so2"] + _saturate(0.0009 * c[4], ceiling["so2"])
         o3_bg = 0.030 + 0.010 * np.sin(2 * np.pi * (doy - 60) / 365.25)
         photo = daylight * np.clip(wx.temperature - 5.0, 0, None) * 0.0012
         o3 = np.clip(o3_bg + photo - 0.35 * (no2 - 0.002) * (1.3 - daylight), 0.001, None)
@@ -575,6 +576,8 @@ def _drift(early: F, late: F | None, hour_kst: int) -> F:
 
 #: Where each gas levels off above its background (ppm); see :meth:`World.chemistry`.
 GAS_CEILING_PPM = {"no2": 0.25, "co": 8.0, "so2": 0.3}
+#: Each gas's clean-air concentration (ppm), on which the emitted part is added.
+GAS_FLOOR_PPM = {"no2": 0.002, "co": 0.12, "so2": 0.0012}
 
 
 def _saturate(x: F, ceiling: float) -> F:
