@@ -55,6 +55,8 @@ RUNS = [
     "weighted_loss",
     "oversample",
     "val_seasonal",
+    "mse_loss",
+    "residual_mse",
     "case1",
     "case2",
     "case4",
@@ -76,6 +78,8 @@ DESCRIPTIONS = {
     "residual": "Case 3; the network predicts the correction to CMAQ's PM2.5 "
     "(output = ReLU(CMAQ + linear ConvLSTM output))",
     "all": "Case 3 with all five changes together",
+    "mse_loss": "Case 3; mean squared error instead of MAE (the conditional mean, not the median)",
+    "residual_mse": "Case 3; seasonal validation, predicting CMAQ's correction, mean squared error",
     "all_padded": "the 'all' model fed the service grid's inputs with edges repeated",
 }
 

@@ -285,7 +285,18 @@ def twin_report(
 )
 @click.option(
     "--variant",
-    type=click.Choice(["val_seasonal", "margin", "weighted_loss", "oversample", "residual", "all"]),
+    type=click.Choice(
+        [
+            "val_seasonal",
+            "margin",
+            "weighted_loss",
+            "oversample",
+            "residual",
+            "all",
+            "mse_loss",
+            "residual_mse",
+        ]
+    ),
     default=None,
     help="A Case-3 variant of issue 14 instead of the paper's setup (--case is then 3).",
 )
