@@ -128,7 +128,22 @@ VARIANTS["residual_mse"] = {
 
 def variant_config(name: str, **base: Any) -> TrainConfig:
     """The :class:`TrainConfig` of a named run: ``case1``..``case4`` (the paper's setup) or a
-    Case-3 variant of :data:`VARIANTS`; ``base`` sets the rest (epochs, time limit, ...)."""
+    Case-3 variant of :data:`VARIANTS`; ``base`` sets the rest (epochs, time limit, ...).
+
+    A name may add options after ``+`` (sensitivity runs): ``all+oversample=5+seed=1`` is the
+    ``all`` variant with five copies of each high day and another random seed.
+    """
+    if "+" in name:
+        import ast
+
+        head, *extras = name.split("+")
+        changes: dict[str, Any] = {}
+        for extra in extras:
+            key, sep, value = extra.partition("=")
+            if not sep or key not in {f.name for f in fields(TrainConfig)}:
+                raise ValueError(f"run {name!r}: {extra!r} is not OPTION=VALUE of TrainConfig")
+            changes[key] = ast.literal_eval(value)
+        return replace(variant_config(head, **base), **changes)
     if name in VARIANTS:
         return replace(TrainConfig(**base), case=3, **VARIANTS[name])
     if name.startswith("case") and name[4:] in ("1", "2", "3", "4"):

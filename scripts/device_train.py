@@ -194,6 +194,25 @@ def _baselines(work: Path) -> dict[str, Any]:
     return {"metrics": metrics, "maps": {k: v.astype(np.float16) for k, v in maps.items()}}
 
 
+def _run_order(name: str) -> tuple[int, str]:
+    """Where a run sorts: the order of :data:`RUNS`, a sensitivity run after its base."""
+    head = name.split("+")[0]
+    return (RUNS.index(head) if head in RUNS else len(RUNS), name)
+
+
+def _description(name: str) -> str:
+    """What a run is; a sensitivity run (``all+oversample=5``) is its base with the options."""
+    if name in DESCRIPTIONS:
+        return DESCRIPTIONS[name]
+    if name.endswith("_padded"):
+        return (
+            f"{_description(name.removesuffix('_padded'))}, fed the service grid's inputs "
+            "with edges repeated"
+        )
+    head, *extras = name.split("+")
+    return f"{DESCRIPTIONS.get(head, head)}; with {', '.join(extras)}"
+
+
 def _write_outputs(
     out: Path, work: Path, base: dict[str, Any], done: list[dict[str, Any]], command: str
 ) -> None:
@@ -204,7 +223,7 @@ def _write_outputs(
 
     metrics = json.loads(json.dumps(base["metrics"]))  # a deep copy
     order = []
-    for run in sorted(done, key=lambda r: RUNS.index(r["name"])):
+    for run in sorted(done, key=lambda r: _run_order(r["name"])):
         if "error" in run:
             continue
         metrics["models"].update(run["models"])
@@ -221,7 +240,7 @@ def _write_outputs(
         metrics,
         out,
         order=order,
-        descriptions={k: v for k, v in DESCRIPTIONS.items() if k in order},
+        descriptions={k: _description(k) for k in order},
         commands=[command],
         notes=f"Training: {trained}.",
     )

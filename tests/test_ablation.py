@@ -85,6 +85,10 @@ def test_every_variant_is_one_change_and_all_is_their_union() -> None:
     assert VARIANTS["residual_mse"] == {"validation": "seasonal", "residual": True, "loss": "mse"}
     with pytest.raises(ValueError, match="unknown run"):
         variant_config("case5")
+    extra = variant_config("all+oversample=5+seed=1")
+    assert extra.oversample == 5 and extra.seed == 1 and extra.residual and extra.margin == 4
+    with pytest.raises(ValueError, match="not OPTION=VALUE"):
+        variant_config("all+colour=3")
 
 
 def test_the_cli_offers_exactly_the_variants() -> None:
