@@ -46,16 +46,28 @@ def bench_twin_day(workdir: Path) -> Callable[[], object]:
     )
 
 
-def bench_inference(workdir: Path) -> Callable[[], object]:
-    """Case 3 inference for one day with the shipped model (TensorFlow, CPU)."""
+def _inference(workdir: Path, model_path: Path) -> Callable[[], object]:
+    """One day's inference with the model at ``model_path`` (TensorFlow, CPU)."""
     from service.features import FEATURE_NAMES
     from service.forecast.model import load_forecaster
 
     write_sample_day(workdir, DAY, GridSpec())
     tensor = assemble_inputs(DAY, Settings(inbox=workdir)).tensor
-    model = load_forecaster(str(Settings().model_path), GridSpec())
+    model = load_forecaster(str(model_path), GridSpec())
     assert list(FEATURE_NAMES) == model.card.feature_names
     return lambda: model.predict(tensor)
+
+
+def bench_inference(workdir: Path) -> Callable[[], object]:
+    """Inference for one day with the default model (models/case3_all; TensorFlow, CPU)."""
+    return _inference(workdir, Settings().model_path)
+
+
+def bench_inference_case3(workdir: Path) -> Callable[[], object]:
+    """Inference for one day with the paper's Case 3 (models/case3; TensorFlow, CPU)."""
+    from service.settings import MODELS
+
+    return _inference(workdir, MODELS / "case3" / "model.keras")
 
 
 def bench_pipeline(workdir: Path) -> Callable[[], object]:
@@ -78,6 +90,7 @@ BENCHMARKS = {
     "ingest_one_day": bench_ingest,
     "twin_one_day": bench_twin_day,
     "inference_one_day": bench_inference,
+    "inference_one_day_case3": bench_inference_case3,
     "pipeline_one_day": bench_pipeline,
 }
 

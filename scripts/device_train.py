@@ -200,13 +200,13 @@ def _run_order(name: str) -> tuple[int, str]:
     return (RUNS.index(head) if head in RUNS else len(RUNS), name)
 
 
-def _description(name: str) -> str:
+def describe_run(name: str) -> str:
     """What a run is; a sensitivity run (``all+oversample=5``) is its base with the options."""
     if name in DESCRIPTIONS:
         return DESCRIPTIONS[name]
     if name.endswith("_padded"):
         return (
-            f"{_description(name.removesuffix('_padded'))}, fed the service grid's inputs "
+            f"{describe_run(name.removesuffix('_padded'))}, fed the service grid's inputs "
             "with edges repeated"
         )
     head, *extras = name.split("+")
@@ -240,7 +240,7 @@ def _write_outputs(
         metrics,
         out,
         order=order,
-        descriptions={k: _description(k) for k in order},
+        descriptions={k: describe_run(k) for k in order},
         commands=[command],
         notes=f"Training: {trained}.",
     )
