@@ -67,6 +67,7 @@ class ModelCard:
     artifact_sha256: str = ""
     created: str = ""
     margin: int = 0  # input cells beyond the grid on each side (issue 14)
+    notes: str = ""  # for readers: what the model is for and why it ships (descriptive)
 
     @property
     def feature_names(self) -> list[str]:

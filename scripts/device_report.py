@@ -67,7 +67,7 @@ def gather(specs: list[str]) -> tuple[dict[str, Any], dict[str, Any], dict[str, 
             order.append(run)
         if (folder / "maps.npz").exists():
             with np.load(folder / "maps.npz") as z:
-                for key in ("analysis", *runs):
+                for key in ("analysis", "raw CMAQ", *runs):
                     if key in z.files:
                         maps[key] = z[key].reshape(-1, *z[key].shape[-2:]).astype(np.float32)
         if (folder / "runs.tar").exists():
@@ -106,7 +106,7 @@ def main() -> None:
     path = write_report(
         _subset(metrics, shown),
         args.out,
-        {k: v for k, v in maps.items() if k == "analysis" or k in shown},
+        {k: v for k, v in maps.items() if k in ("analysis", "raw CMAQ", *shown)},
         {k: v for k, v in extra["histories"].items() if k in shown},
         args.command,
         True,

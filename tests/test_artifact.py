@@ -94,4 +94,4 @@ def test_junk_weights_under_a_matching_card_are_named_not_found_missing(artifact
     _edit_card(artifact, {"weights_sha256": sha256_file(artifact)}, reseal=True)
     with pytest.raises(ModelArtifactError, match="exists .* but is not a loadable Keras model"):
         LoadedModel(artifact)
-    assert card.name == "convlstm-case3"
+    assert card.name.startswith("convlstm-case3")  # read before the weights were swapped

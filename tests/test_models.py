@@ -287,3 +287,33 @@ def test_cli_train_and_evaluate_on_an_archive(tmp_path: Path) -> None:
     assert card["metrics"]["rmse_mean"] == round(metrics["models"]["case1"]["rmse_mean"], 3)
     LoadedModel(tmp_path / "m" / "model.keras", list(FEATURE_NAMES))  # checksum still holds
     assert (tmp_path / "report" / "maps_jan8_9.png").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("folder", ["case3", "case3_all"])
+def test_pm25_model_path_picks_the_model_and_the_run_names_it(
+    folder: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The daily run with each shipped model, picked by ``PM25_MODEL_PATH``; the API's run
+    metadata names the model that made the forecast (its card's name and checksum)."""
+    from fastapi.testclient import TestClient
+
+    from service.api.app import create_app
+    from service.settings import MODELS, Settings
+
+    from .conftest import published_database
+
+    path = MODELS / folder / "model.keras"
+    monkeypatch.setenv("PM25_MODEL_PATH", str(path))
+    assert Settings().model_path == path
+    card = json.loads((path.parent / "card.json").read_text())
+    settings = published_database(
+        tmp_path, Settings().model_path, "model-Test-token-0123456789-abcd"
+    )
+    with TestClient(create_app(settings)) as client:
+        run = client.get(f"/v1/forecasts/{DAY.isoformat()}/grid").json()["run"]
+    assert (
+        run["model"]["name"] == card["name"] and run["model"]["sha256"] == card["artifact_sha256"]
+    )
+    assert run["trained_on_synthetic_data"] is True and run["cmaq_fallback"] is False
+    assert ("residual" in run["model"]["name"]) is (folder == "case3_all")

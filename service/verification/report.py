@@ -247,9 +247,9 @@ def write_report(
         _rmse_row("model", src["model"], PAPER["case3"].rmse, PAPER["case3"].spatial_rmse),
         _rmse_row("persistence", src["persistence"], None, None),
         "",
-        "The model's row sits beside the paper's Case 3 (the shipped network). The means are "
-        "over the 24 hours, as in the paper; the RMSE pooled over all cell-hours is in the "
-        "table of every score below.",
+        "The model's row sits beside the paper's Case 3 (the network the shipped models build "
+        "on). The means are over the 24 hours, as in the paper; the RMSE pooled over all "
+        "cell-hours is in the table of every score below.",
         "",
         "## Table 5: mean improvement over raw CMAQ (RMSE / spatial RMSE, ug/m3)",
         "",
