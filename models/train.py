@@ -142,7 +142,10 @@ def variant_config(name: str, **base: Any) -> TrainConfig:
             key, sep, value = extra.partition("=")
             if not sep or key not in {f.name for f in fields(TrainConfig)}:
                 raise ValueError(f"run {name!r}: {extra!r} is not OPTION=VALUE of TrainConfig")
-            changes[key] = ast.literal_eval(value)
+            try:
+                changes[key] = ast.literal_eval(value)
+            except (ValueError, SyntaxError):
+                changes[key] = value  # a bare word: validation=seasonal, loss=mse
         return replace(variant_config(head, **base), **changes)
     if name in VARIANTS:
         return replace(TrainConfig(**base), case=3, **VARIANTS[name])

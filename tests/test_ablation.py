@@ -87,6 +87,7 @@ def test_every_variant_is_one_change_and_all_is_their_union() -> None:
         variant_config("case5")
     extra = variant_config("all+oversample=5+seed=1")
     assert extra.oversample == 5 and extra.seed == 1 and extra.residual and extra.margin == 4
+    assert variant_config("residual+loss=weighted_mae").loss == "weighted_mae"
     with pytest.raises(ValueError, match="not OPTION=VALUE"):
         variant_config("all+colour=3")
 
