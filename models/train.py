@@ -126,6 +126,31 @@ VARIANTS["residual_mse"] = {
 }
 
 
+def _option(name: str, extra: str) -> tuple[str, Any]:
+    """One ``OPTION=VALUE`` of a sensitivity run's name, converted to the option's type."""
+    import typing
+
+    key, sep, text = extra.partition("=")
+    hints = typing.get_type_hints(TrainConfig)
+    if not sep or key not in hints:
+        raise ValueError(f"run {name!r}: {extra!r} is not OPTION=VALUE of TrainConfig")
+    kind = hints[key]
+    choices = typing.get_args(kind) if typing.get_origin(kind) is Literal else ()
+    try:
+        if kind is bool:
+            value: Any = {"true": True, "false": False}[text.lower()]
+        elif choices:
+            value = next(c for c in choices if c == text)
+        elif kind in (int, float):
+            value = kind(text)
+        else:  # float | None: the time limits
+            value = None if text.lower() == "none" else float(text)
+    except (KeyError, StopIteration, ValueError):
+        allowed = f" (one of {', '.join(map(str, choices))})" if choices else ""
+        raise ValueError(f"run {name!r}: {key}={text!r} is not a valid {key}{allowed}") from None
+    return key, value
+
+
 def variant_config(name: str, **base: Any) -> TrainConfig:
     """The :class:`TrainConfig` of a named run: ``case1``..``case4`` (the paper's setup) or a
     Case-3 variant of :data:`VARIANTS`; ``base`` sets the rest (epochs, time limit, ...).
@@ -134,18 +159,8 @@ def variant_config(name: str, **base: Any) -> TrainConfig:
     ``all`` variant with five copies of each high day and another random seed.
     """
     if "+" in name:
-        import ast
-
         head, *extras = name.split("+")
-        changes: dict[str, Any] = {}
-        for extra in extras:
-            key, sep, value = extra.partition("=")
-            if not sep or key not in {f.name for f in fields(TrainConfig)}:
-                raise ValueError(f"run {name!r}: {extra!r} is not OPTION=VALUE of TrainConfig")
-            try:
-                changes[key] = ast.literal_eval(value)
-            except (ValueError, SyntaxError):
-                changes[key] = value  # a bare word: validation=seasonal, loss=mse
+        changes = dict(_option(name, extra) for extra in extras)
         return replace(variant_config(head, **base), **changes)
     if name in VARIANTS:
         return replace(TrainConfig(**base), case=3, **VARIANTS[name])

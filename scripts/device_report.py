@@ -58,10 +58,15 @@ def gather(specs: list[str]) -> tuple[dict[str, Any], dict[str, Any], dict[str, 
         for key in ("period", "days", "truth", "cmaq"):
             if found[key] != metrics[key]:
                 raise SystemExit(f"{folder}: its {key!r} differs: not the same archive")
+        for name in BASELINES:
+            if found["models"][name] != metrics["models"][name]:
+                raise SystemExit(f"{folder}: its {name!r} scores differ: not the same archive")
         runs = wanted or [r for r in found["skill"] if r not in (*BASELINES, "cmaq")]
         for run in runs:
             if run not in found["models"]:
                 raise SystemExit(f"{folder}: no run {run!r} (has {sorted(found['models'])})")
+            if run in order:
+                raise SystemExit(f"{folder}: run {run!r} is taken from an earlier source too")
             metrics["models"][run] = found["models"][run]
             metrics["skill"][run] = found["skill"][run]
             order.append(run)
@@ -102,6 +107,8 @@ def main() -> None:
     args = parser.parse_args()
     metrics, maps, extra, order = gather(args.sources)
     shown = args.report_runs.split(",") if args.report_runs else order
+    if missing := [run for run in shown if run not in order]:
+        parser.error(f"--report-runs names runs no source gives: {missing}")
     notes = args.notes.read_text(encoding="utf-8") if args.notes.exists() else None
     path = write_report(
         _subset(metrics, shown),

@@ -72,7 +72,7 @@ DESCRIPTIONS = {
     "margin": "Case 3; inputs on a window 4 cells wider on each side (the CMAQ parent grid), "
     "output cropped to the service grid in the network, so the loss never sees the margin",
     "margin_padded": "the margin model fed the service grid's inputs with their edge values "
-    "repeated outwards (what the daily run gives it until it reads the wider window)",
+    "repeated outwards (what the daily run gives it where the files do not cover the margin)",
     "weighted_loss": "Case 3; MAE weighted by 1 + (analysis / 75 ug/m3)^2",
     "oversample": "Case 3; training days with >= 1% of their cell-hours at >= 75 ug/m3 three times",
     "residual": "Case 3; the network predicts the correction to CMAQ's PM2.5 "

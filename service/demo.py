@@ -1,7 +1,7 @@
 """``pm25 demo``: the whole service on a fresh machine, on SYNTHETIC inputs, in one command.
 
 Writes twin inputs for the last few days and tomorrow, migrates a local SQLite database,
-runs the daily pipeline for those days with the shipped Case 3 model, then starts the
+runs the daily pipeline for those days with the shipped default model, then starts the
 scheduler (its own process) and the API, and prints URLs to try. The demo generates a strong
 random admin token: it needs no exception to the API's rules, and the environment offers
 none.
@@ -49,7 +49,7 @@ def run_demo(
     generate(settings.grid, first, tomorrow, settings.inbox, progress=True)
     click.echo(f"[2/3] migrating {folder / 'pm25.sqlite'}")
     upgrade(settings.database_url.get_secret_value())
-    click.echo("[3/3] running the daily pipeline with the shipped Case 3 model")
+    click.echo(f"[3/3] running the daily pipeline with {settings.model_path}")
     sessions = session_factory(make_engine(settings.database_url.get_secret_value()))
     for k in range(days + 1):
         date = first + dt.timedelta(days=k)

@@ -88,6 +88,11 @@ def test_every_variant_is_one_change_and_all_is_their_union() -> None:
     extra = variant_config("all+oversample=5+seed=1")
     assert extra.oversample == 5 and extra.seed == 1 and extra.residual and extra.margin == 4
     assert variant_config("residual+loss=weighted_mae").loss == "weighted_mae"
+    assert variant_config("all+residual=false").residual is False  # not the truthy "false"
+    assert variant_config("case3+loss_power=3").loss_power == 3.0
+    for bad in ("all+loss=msee", "all+seed=one", "all+residual=maybe"):
+        with pytest.raises(ValueError, match="is not a valid"):
+            variant_config(bad)
     with pytest.raises(ValueError, match="not OPTION=VALUE"):
         variant_config("all+colour=3")
 

@@ -20,7 +20,7 @@ SHIPPED = Settings().model_path
 
 @pytest.fixture
 def artifact(tmp_path: Path) -> Path:
-    """A copy of the shipped Case 3 artifact that a test may edit."""
+    """A copy of the shipped default artifact (models/case3_all) that a test may edit."""
     for name in ("model.keras", "card.json"):
         shutil.copy(SHIPPED.parent / name, tmp_path / name)
     return tmp_path / "model.keras"

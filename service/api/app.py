@@ -75,7 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description=(
             "Tomorrow's hourly PM2.5 over South Korea (9 km grid) from CMAQ and WRF, corrected "
-            "by a ConvLSTM (Case 3). Responses say when the model was trained on SYNTHETIC "
+            "by a ConvLSTM (Case 3-based). Responses say when the model was trained on SYNTHETIC "
             "data and when a forecast is CMAQ's own (fallback). Every timestamp is ISO 8601 "
             "with an explicit offset, in Korea Standard Time (+09:00); dates are KST days. "
             "Errors are RFC 9457 problem documents; HEAD works wherever GET does."
