@@ -28,10 +28,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from models.evaluate import write_ablation, write_report
+from models.evaluate import BASELINES, write_ablation, write_report
 from scripts.device_train import describe_run
-
-BASELINES = ("linear", "linear_hourly")
 
 
 def _source(spec: str) -> tuple[Path, list[str] | None]:

@@ -136,7 +136,7 @@ def _network(model: LoadedModel, scaled: npt.NDArray[np.float32]) -> npt.NDArray
     from models.artifact import pad_margin
 
     lo, hi = model.card.target_scaling["min"][0], model.card.target_scaling["max"][0]
-    wide = pad_margin(scaled[None], model.card.margin) if model.card.margin else scaled[None]
+    wide = pad_margin(scaled[None], model.card.margin)  # no-op without a margin
     raw = np.asarray(model.model(wide, training=False))[0, ..., 0]
     return (raw * (hi - lo) + lo).astype(np.float32)
 
