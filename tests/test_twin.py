@@ -342,3 +342,45 @@ def test_process_error_moves_the_gases_with_the_aerosol() -> None:
     for gas in ("no2", "co"):
         floor = PROCESS_GASES[gas]
         np.testing.assert_allclose((after[gas] - floor) / (before[gas] - floor), factor, rtol=1e-9)
+
+
+def test_an_inflow_bias_strengthens_the_forecasts_episodes_but_not_the_reanalysis(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The forecast's boundary conditions may over-state transboundary episodes (a learnable,
+    systematic error); the truth's inflow and the reanalysis background's do not."""
+    from dataclasses import replace
+
+    from service.twin import world as world_module
+
+    monkeypatch.setitem(world_module.BIASES, "inflow_bias", 1.3)
+    world = World(GridSpec(), seed=0)
+    major = max(world.episodes(2022), key=lambda e: e.amplitude)
+    when = EPOCH + dt.timedelta(hours=major.start + major.hours / 2)
+    forecast = world_module.systematic_errors()
+    truth_pm, _, _, _ = world._inflow_parts(when, world_module.TRUTH)
+    forecast_pm, _, _, _ = world._inflow_parts(when, forecast)
+    background_pm, _, _, _ = world._inflow_parts(when, replace(forecast, inflow_bias=1.0))
+    total = sum(s for s, _ in truth_pm)
+    assert total > 50.0
+    assert sum(s for s, _ in forecast_pm) == pytest.approx(1.3 * total)
+    assert sum(s for s, _ in background_pm) == pytest.approx(total)
+
+
+def test_the_background_over_predicts_peaks_with_its_own_shape(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """By default the analysis background over-predicts peaks as the forecast does; a shape of
+    its own changes only the background."""
+    from service.twin import archive
+
+    pm = {"pm25": np.array([5.0, 50.0, 150.0])}
+    forecast, same = {k: v.copy() for k, v in pm.items()}, {k: v.copy() for k, v in pm.items()}
+    archive.overpredict_peaks(forecast)
+    archive.overpredict_peaks(same, archive.BACKGROUND_PEAK)
+    np.testing.assert_array_equal(forecast["pm25"], same["pm25"])
+    assert forecast["pm25"][2] > 150.0
+    monkeypatch.setattr(archive, "BACKGROUND_PEAK", (0.0, 60.0, 200.0, 0.0))
+    flat = {k: v.copy() for k, v in pm.items()}
+    archive.overpredict_peaks(flat, archive.BACKGROUND_PEAK)
+    np.testing.assert_allclose(flat["pm25"], pm["pm25"])

@@ -16,7 +16,8 @@ For every target day D (KST):
 * the **WRF forecast** is the weather that drove the CMAQ forecast, initialised at D-1 00 UTC
   (25 hourly records from D-1 14 UTC, rain accumulated since the initial time);
 * the **analysis** is a CMAQ-style background (the same model run beside the truth with the
-  true weather and only the fixed biases, peaks over-predicted) corrected toward synthetic
+  true weather and only the fixed biases, but the boundary inflow of a global reanalysis
+  rather than of the forecast, and peaks over-predicted less) corrected toward synthetic
   observations at the 657 AirKorea stations (truth plus noise, some missing) with Cressman
   weights of radius 28 km.
 """
@@ -27,7 +28,7 @@ import datetime as dt
 import os
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -60,6 +61,8 @@ OBS_MISSING = 0.04
 #: CMAQ's peak over-prediction (see :func:`overpredict_peaks`): relative gain, the ug/m3 at
 #: which it sets in, the ug/m3 beyond which it levels off, and the clean-air offset.
 PEAK_GAIN, PEAK_SCALE, PEAK_KNEE, PEAK_OFFSET = 0.15, 60.0, 200.0, 0.5
+#: The same for the analysis background, or None for the forecast's (:func:`forecast_peak`).
+BACKGROUND_PEAK: tuple[float, float, float, float] | None = None
 #: CMAQ's process error (see :func:`process_error`): log-standard deviation in clean air, the
 #: ug/m3 over which it shrinks, and the correlation length of its maps in parent-grid cells.
 PROCESS_LOG_SD, PROCESS_SCALE, PROCESS_CELLS = 0.65, 25.0, 5.0
@@ -73,19 +76,30 @@ ANALYSIS_LOG_SD, ANALYSIS_SCALE = 0.0, 20.0
 PROCESS_GASES: dict[str, float] = dict(GAS_FLOOR_PPM)
 
 
-def peak_excess(pm25: F | float) -> F | float:
+PeakShape = tuple[float, float, float, float]
+
+
+def forecast_peak() -> PeakShape:
+    """The forecast's peak over-prediction: gain, scale, knee and offset (``PEAK_*``)."""
+    return PEAK_GAIN, PEAK_SCALE, PEAK_KNEE, PEAK_OFFSET
+
+
+def peak_excess(pm25: F | float, shape: PeakShape | None = None) -> F | float:
     """How much CMAQ adds to PM2.5 ``pm25`` (ug/m3): nothing in clean air, a little at peaks."""
-    return PEAK_GAIN * pm25 * np.tanh(pm25 / PEAK_SCALE) / (1.0 + pm25 / PEAK_KNEE)
+    gain, scale, knee, _ = shape or forecast_peak()
+    return gain * pm25 * np.tanh(pm25 / scale) / (1.0 + pm25 / knee)
 
 
-def overpredict_peaks(cmaq: dict[str, F]) -> None:
+def overpredict_peaks(cmaq: dict[str, F], shape: PeakShape | None = None) -> None:
     """Chemistry models over-predict peaks (:func:`peak_excess`; PM10 follows).
 
-    The relative excess grows with PM2.5 up to about 100 ug/m3 and falls again in the most
-    extreme hours; ``PEAK_OFFSET`` is taken off everywhere.
+    The relative excess grows with PM2.5 up to about the knee and falls again in the most
+    extreme hours; the offset is taken off everywhere. ``shape`` defaults to the forecast's
+    (:func:`forecast_peak`); the analysis background has its own (:data:`BACKGROUND_PEAK`).
     """
+    shape = shape or forecast_peak()
     pm25 = cmaq["pm25"]
-    boosted = np.maximum(pm25 + peak_excess(pm25) - PEAK_OFFSET, 0.05 * pm25)
+    boosted = np.maximum(pm25 + peak_excess(pm25, shape) - shape[3], 0.05 * pm25)
     if "pm10" in cmaq:
         cmaq["pm10"] = cmaq["pm10"] + (boosted - pm25)
     cmaq["pm25"] = boosted
@@ -211,7 +225,8 @@ class Twin:
         truth = self.world.initial_state(t0)
         model = self.world.initial_state(t0)
         hindcast = self.world.initial_state(t0)
-        biases = systematic_errors()
+        # The reanalysis' boundaries come from a global reanalysis, not the global forecast.
+        biases = replace(systematic_errors(), inflow_bias=1.0)
         rs, cs = self._world_rows, self._world_cols
         srows, scols = self._service_rows, self._service_cols
         errors: dict[dt.date, Errors] = {}
@@ -233,7 +248,7 @@ class Twin:
                     chem.append({n: v[rs, cs] for n, v in self.world.chemistry(model, mwx).items()})
                     weather.append(mwx)
                     hpm = {"pm25": self.world.chemistry(hindcast, hwx)["pm25"][rs, cs]}
-                    overpredict_peaks(hpm)
+                    overpredict_peaks(hpm, BACKGROUND_PEAK)
                     background.append(hpm["pm25"][srows, scols])
             if k < 0:
                 continue

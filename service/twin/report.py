@@ -702,6 +702,12 @@ def errors_doc() -> str:
     b = systematic_errors()
     spread = "\n".join(f"- {name}: {value:g}" for name, value in RANDOM_SPREAD.items())
     high = ", ".join(f"{100 * peak_excess(p) / p:.0f}% at {p:g}" for p in (50, 100, 300, 600))
+    inflow = (
+        f"\n- transboundary episodes x{b.inflow_bias:g} as strong (the global forecast's boundary"
+        "\n  conditions; the reanalysis has its own): the plumes enter at edges the inputs show;"
+        if b.inflow_bias != 1.0
+        else ""
+    )
     lo, hi = EMISSION_SCALE_BOUNDS
     return f"""## What CMAQ gets wrong in the twin, and what can be learned
 
@@ -719,7 +725,7 @@ two kinds of cause (`service/twin/world.py`: `systematic_errors`, `random_errors
   x{b.industry_emission_bias:g} (visible through SO2);
 - secondary PM2.5 formed x{b.humid_secondary_bias:g} as fast in humid air (humidity is an input);
 - wet removal {b.washout_bias:g} times too weak (precipitation is an input);
-- night-time boundary layer x{b.pbl_bias:g} as deep (hour of day, wind speed);
+- night-time boundary layer x{b.pbl_bias:g} as deep (hour of day, wind speed);{inflow}
 - peaks over-predicted: PM2.5 `p` comes out as
   `p + {PEAK_GAIN:g} p tanh(p/{PEAK_SCALE:g}) / (1 + p/{PEAK_KNEE:g})` ({high} high):
   a function of CMAQ's own PM2.5.

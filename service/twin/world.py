@@ -133,6 +133,7 @@ class Errors:
     humid_secondary_bias: float = 1.0  # too much secondary formation in humid air
     washout_bias: float = 1.0  # too little wet removal
     pbl_bias: float = 1.0  # too shallow a night-time boundary layer
+    inflow_bias: float = 1.0  # transboundary episodes too strong (the global model's boundaries)
 
 
 TRUTH = Errors()
@@ -340,7 +341,7 @@ class World:
         dust: list[tuple[float, float]] = []
         for year in (when.year - 1, when.year, when.year + 1):
             for ep in self.episodes(year):
-                s = ep.strength(t)
+                s = ep.strength(t) * errors.inflow_bias
                 if s > 0.0:
                     (dust if ep.dust else pm).append(
                         (s, ep.bearing_deg + errors.inflow_bearing_deg)
@@ -592,6 +593,7 @@ BIASES = {
     "humid_secondary_bias": 1.7,
     "washout_bias": 1.8,
     "pbl_bias": 0.7,
+    "inflow_bias": 1.0,
 }
 
 
@@ -604,6 +606,7 @@ def systematic_errors() -> Errors:
         humid_secondary_bias=b["humid_secondary_bias"],
         washout_bias=b["washout_bias"],
         pbl_bias=b["pbl_bias"],
+        inflow_bias=b["inflow_bias"],
     )
 
 
