@@ -349,8 +349,6 @@ def test_an_inflow_bias_strengthens_the_forecasts_episodes_but_not_the_reanalysi
 ) -> None:
     """The forecast's boundary conditions may over-state transboundary episodes (a learnable,
     systematic error); the truth's inflow and the reanalysis background's do not."""
-    from dataclasses import replace
-
     from service.twin import world as world_module
 
     monkeypatch.setitem(world_module.BIASES, "inflow_bias", 1.3)
@@ -360,11 +358,12 @@ def test_an_inflow_bias_strengthens_the_forecasts_episodes_but_not_the_reanalysi
     forecast = world_module.systematic_errors()
     truth_pm, _, _, _ = world._inflow_parts(when, world_module.TRUTH)
     forecast_pm, _, _, _ = world._inflow_parts(when, forecast)
-    background_pm, _, _, _ = world._inflow_parts(when, replace(forecast, inflow_bias=1.0))
+    background_pm, _, _, _ = world._inflow_parts(when, world_module.reanalysis_errors())
     total = sum(s for s, _ in truth_pm)
     assert total > 50.0
     assert sum(s for s, _ in forecast_pm) == pytest.approx(1.3 * total)
     assert sum(s for s, _ in background_pm) == pytest.approx(total)
+    assert world_module.reanalysis_errors().pbl_bias == world_module.BIASES["pbl_bias"]
 
 
 def test_the_background_over_predicts_peaks_with_its_own_shape(

@@ -28,7 +28,7 @@ import datetime as dt
 import os
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -46,7 +46,7 @@ from service.twin.world import (
     Errors,
     World,
     random_errors,
-    systematic_errors,
+    reanalysis_errors,
     true_variability,
 )
 
@@ -61,8 +61,10 @@ OBS_MISSING = 0.04
 #: CMAQ's peak over-prediction (see :func:`overpredict_peaks`): relative gain, the ug/m3 at
 #: which it sets in, the ug/m3 beyond which it levels off, and the clean-air offset.
 PEAK_GAIN, PEAK_SCALE, PEAK_KNEE, PEAK_OFFSET = 0.15, 60.0, 200.0, 0.5
+#: Gain, scale, knee and offset of a peak over-prediction (:func:`peak_excess`).
+PeakShape = tuple[float, float, float, float]
 #: The same for the analysis background, or None for the forecast's (:func:`forecast_peak`).
-BACKGROUND_PEAK: tuple[float, float, float, float] | None = None
+BACKGROUND_PEAK: PeakShape | None = None
 #: CMAQ's process error (see :func:`process_error`): log-standard deviation in clean air, the
 #: ug/m3 over which it shrinks, and the correlation length of its maps in parent-grid cells.
 PROCESS_LOG_SD, PROCESS_SCALE, PROCESS_CELLS = 0.65, 25.0, 5.0
@@ -74,9 +76,6 @@ ANALYSIS_LOG_SD, ANALYSIS_SCALE = 0.0, 20.0
 #: The gases the process error also moves (their part above the clean-air floor), so that
 #: CMAQ's own gases cannot reveal it.
 PROCESS_GASES: dict[str, float] = dict(GAS_FLOOR_PPM)
-
-
-PeakShape = tuple[float, float, float, float]
 
 
 def forecast_peak() -> PeakShape:
@@ -219,14 +218,14 @@ class Twin:
         All three runs begin ``SPINUP_DAYS`` before ``start`` from clean air. The forecast
         model, like an operational CMAQ, carries its own state from day to day and never sees
         observations; each hour it is driven by the forecast weather (and errors) of the KST day
-        it belongs to. The background has the true weather and only the fixed biases.
+        it belongs to. The background has the true weather and only the fixed biases
+        (:func:`reanalysis_errors`).
         """
         t0 = dt.datetime.combine(start - dt.timedelta(days=SPINUP_DAYS), dt.time(0), tzinfo=dt.UTC)
         truth = self.world.initial_state(t0)
         model = self.world.initial_state(t0)
         hindcast = self.world.initial_state(t0)
-        # The reanalysis' boundaries come from a global reanalysis, not the global forecast.
-        biases = replace(systematic_errors(), inflow_bias=1.0)
+        biases = reanalysis_errors()
         rs, cs = self._world_rows, self._world_cols
         srows, scols = self._service_rows, self._service_cols
         errors: dict[dt.date, Errors] = {}

@@ -610,6 +610,12 @@ def systematic_errors() -> Errors:
     )
 
 
+def reanalysis_errors() -> Errors:
+    """The analysis background's errors: the forecast model's fixed biases, but the boundary
+    inflow of a global reanalysis rather than of the global forecast (no ``inflow_bias``)."""
+    return replace(systematic_errors(), inflow_bias=1.0)
+
+
 #: Spread of the forecast's day-to-day random errors (standard deviations; "log" ones are of
 #: the logarithm of a multiplicative factor). The domain-wide emission factor is small and
 #: bounded; most of the error is in where and when: local emissions, the weather's timing and
