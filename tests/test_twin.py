@@ -383,3 +383,18 @@ def test_the_background_over_predicts_peaks_with_its_own_shape(
     flat = {k: v.copy() for k, v in pm.items()}
     archive.overpredict_peaks(flat, archive.BACKGROUND_PEAK)
     np.testing.assert_allclose(flat["pm25"], pm["pm25"])
+
+
+def test_the_forecast_winds_may_be_systematically_slow_but_the_reanalysis_winds_are_true(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """WRF's winds are slower than the truth's on average (``WIND_SCALE_MEAN``, drawn around it
+    each day); the analysis background runs on the true weather."""
+    from service.twin import world as world_module
+
+    monkeypatch.setattr(world_module, "WIND_SCALE_MEAN", 0.8)
+    days = [dt.date(2021, 1, 1) + dt.timedelta(days=k) for k in range(120)]
+    scales = [world_module.random_errors(0, d, (12, 12)).wind_scale for d in days]
+    assert float(np.mean(scales)) == pytest.approx(0.8, abs=0.04)
+    assert float(np.std(scales)) > 0.05
+    assert world_module.reanalysis_errors().wind_scale == 1.0

@@ -696,6 +696,7 @@ def errors_doc() -> str:
         EMISSION_SCALE_BOUNDS,
         RANDOM_SPREAD,
         TRUE_EMISSION_LOG_SD,
+        WIND_SCALE_MEAN,
         systematic_errors,
     )
 
@@ -706,6 +707,12 @@ def errors_doc() -> str:
         f"\n- transboundary episodes x{b.inflow_bias:g} as strong (the global forecast's boundary"
         "\n  conditions; the reanalysis has its own): the plumes enter at edges the inputs show;"
         if b.inflow_bias != 1.0
+        else ""
+    )
+    wind = (
+        f"\n- the forecast weather's winds x{WIND_SCALE_MEAN:g} as fast on average (WRF's own winds"
+        "\n  are an input; the reanalysis has the true ones): stagnation over-stated;"
+        if WIND_SCALE_MEAN != 1.0
         else ""
     )
     lo, hi = EMISSION_SCALE_BOUNDS
@@ -725,7 +732,7 @@ two kinds of cause (`service/twin/world.py`: `systematic_errors`, `random_errors
   x{b.industry_emission_bias:g} (visible through SO2);
 - secondary PM2.5 formed x{b.humid_secondary_bias:g} as fast in humid air (humidity is an input);
 - wet removal {b.washout_bias:g} times too weak (precipitation is an input);
-- night-time boundary layer x{b.pbl_bias:g} as deep (hour of day, wind speed);{inflow}
+- night-time boundary layer x{b.pbl_bias:g} as deep (hour of day, wind speed);{inflow}{wind}
 - peaks over-predicted: PM2.5 `p` comes out as
   `p + {PEAK_GAIN:g} p tanh(p/{PEAK_SCALE:g}) / (1 + p/{PEAK_KNEE:g})` ({high} high):
   a function of CMAQ's own PM2.5.

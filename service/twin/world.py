@@ -635,6 +635,9 @@ RANDOM_SPREAD = {
 }
 #: Bounds of the domain-wide emission factor.
 EMISSION_SCALE_BOUNDS = (0.75, 1.33)
+#: The forecast weather's mean wind-speed factor: below one, WRF's winds are systematically too
+#: slow (a learnable error, visible in the forecast's own winds; the reanalysis has the true ones).
+WIND_SCALE_MEAN = 0.95
 #: Correlation lengths of the local emission and the regional secondary-formation error maps,
 #: in cells.
 EMISSION_MAP_CELLS, SECONDARY_MAP_CELLS, BACKGROUND_MAP_CELLS = 3.0, 6.0, 8.0
@@ -657,7 +660,9 @@ def random_errors(seed: int, day: dt.date, shape: tuple[int, int]) -> Errors:
             float(rng.normal(0.0, sd["synoptic position (km)"])),
             float(rng.normal(0.0, sd["synoptic position (km)"])),
         ),
-        wind_scale=float(np.clip(rng.normal(0.95, sd["wind speed (fraction)"]), 0.5, 1.5)),
+        wind_scale=float(
+            np.clip(rng.normal(WIND_SCALE_MEAN, sd["wind speed (fraction)"]), 0.5, 1.5)
+        ),
         emission_scale=float(np.clip(domain, *EMISSION_SCALE_BOUNDS)),
         emission_field=_smooth_noise(rng, shape, local_sd, EMISSION_MAP_CELLS),
         emission_field_late=_smooth_noise(rng, shape, local_sd, EMISSION_MAP_CELLS),
