@@ -369,16 +369,22 @@ def test_an_inflow_bias_strengthens_the_forecasts_episodes_but_not_the_reanalysi
 def test_the_background_over_predicts_peaks_with_its_own_shape(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """By default the analysis background over-predicts peaks as the forecast does; a shape of
-    its own changes only the background."""
+    """The analysis background over-predicts peaks with a shape of its own
+    (``BACKGROUND_PEAK``), less than the forecast does; ``None`` gives it the forecast's."""
     from service.twin import archive
 
     pm = {"pm25": np.array([5.0, 50.0, 150.0])}
-    forecast, same = {k: v.copy() for k, v in pm.items()}, {k: v.copy() for k, v in pm.items()}
+    forecast, background = (
+        {k: v.copy() for k, v in pm.items()},
+        {k: v.copy() for k, v in pm.items()},
+    )
     archive.overpredict_peaks(forecast)
+    archive.overpredict_peaks(background, archive.BACKGROUND_PEAK)
+    assert forecast["pm25"][2] > background["pm25"][2] > 150.0
+    monkeypatch.setattr(archive, "BACKGROUND_PEAK", None)
+    same = {k: v.copy() for k, v in pm.items()}
     archive.overpredict_peaks(same, archive.BACKGROUND_PEAK)
     np.testing.assert_array_equal(forecast["pm25"], same["pm25"])
-    assert forecast["pm25"][2] > 150.0
     monkeypatch.setattr(archive, "BACKGROUND_PEAK", (0.0, 60.0, 200.0, 0.0))
     flat = {k: v.copy() for k, v in pm.items()}
     archive.overpredict_peaks(flat, archive.BACKGROUND_PEAK)

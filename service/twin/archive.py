@@ -60,19 +60,20 @@ CRESSMAN_RADIUS_M = 28_000.0
 OBS_MISSING = 0.04
 #: CMAQ's peak over-prediction (see :func:`overpredict_peaks`): relative gain, the ug/m3 at
 #: which it sets in, the ug/m3 beyond which it levels off, and the clean-air offset.
-PEAK_GAIN, PEAK_SCALE, PEAK_KNEE, PEAK_OFFSET = 0.15, 60.0, 200.0, 0.5
+PEAK_GAIN, PEAK_SCALE, PEAK_KNEE, PEAK_OFFSET = 0.5, 30.0, 40.0, 2.5
 #: Gain, scale, knee and offset of a peak over-prediction (:func:`peak_excess`).
 PeakShape = tuple[float, float, float, float]
 #: The same for the analysis background, or None for the forecast's (:func:`forecast_peak`).
-BACKGROUND_PEAK: PeakShape | None = None
+BACKGROUND_PEAK: PeakShape | None = (0.1, 60.0, 500.0, 0.5)
 #: CMAQ's process error (see :func:`process_error`): log-standard deviation in clean air, the
 #: ug/m3 over which it shrinks, and the correlation length of its maps in parent-grid cells.
-PROCESS_LOG_SD, PROCESS_SCALE, PROCESS_CELLS = 0.65, 25.0, 5.0
+PROCESS_LOG_SD, PROCESS_SCALE, PROCESS_CELLS = 0.5, 25.0, 5.0
 #: The analysis background's own error (see :func:`analysis_error`): log-standard deviation in
 #: clean air and the ug/m3 over which it shrinks. The reanalysis is a model too, with errors of
-#: its own wherever no station corrects it, independent of the forecast's. Off (0) by default:
-#: tried in the calibration (docs/model/NOTES.md) and left off.
-ANALYSIS_LOG_SD, ANALYSIS_SCALE = 0.0, 20.0
+#: its own wherever no station corrects it, independent of the forecast's (fourth calibration:
+#: without them, far from stations the analysis is a noise-free model run that a network learns
+#: to reproduce far better than a real one could; docs/model/NOTES.md).
+ANALYSIS_LOG_SD, ANALYSIS_SCALE = 0.5, 25.0
 #: The gases the process error also moves (their part above the clean-air floor), so that
 #: CMAQ's own gases cannot reveal it.
 PROCESS_GASES: dict[str, float] = dict(GAS_FLOOR_PPM)

@@ -685,6 +685,9 @@ def episodes_section(service: GridSpec, seed: int, years: list[int]) -> list[str
 def errors_doc() -> str:
     """What CMAQ gets wrong in the twin, from the parameters the world actually uses."""
     from service.twin.archive import (
+        ANALYSIS_LOG_SD,
+        ANALYSIS_SCALE,
+        BACKGROUND_PEAK,
         PEAK_GAIN,
         PEAK_KNEE,
         PEAK_SCALE,
@@ -715,6 +718,20 @@ def errors_doc() -> str:
         if WIND_SCALE_MEAN != 1.0
         else ""
     )
+    reanalysis = ""
+    if ANALYSIS_LOG_SD > 0.0:
+        reanalysis = (
+            "\nThe background has errors of its own, independent of the forecast's: a smooth"
+            f"\nrandom lognormal map drifting through the day (log-sd {ANALYSIS_LOG_SD:g} in clean"
+            f"\nair, shrinking as `1/(1 + p/{ANALYSIS_SCALE:g})`, so they level off near"
+            f"\n{ANALYSIS_LOG_SD * ANALYSIS_SCALE:g} ug/m3): a reanalysis is a model too."
+        )
+    if BACKGROUND_PEAK is not None:
+        g, sc, kn, off = BACKGROUND_PEAK
+        reanalysis += (
+            f"\nIt over-predicts peaks less than the forecast: `p + {g:g} p tanh(p/{sc:g}) /"
+            f" (1 + p/{kn:g})`, less {off:g}."
+        )
     lo, hi = EMISSION_SCALE_BOUNDS
     return f"""## What CMAQ gets wrong in the twin, and what can be learned
 
@@ -756,5 +773,5 @@ The analysis is made as the real product is: a CMAQ-style background (the same m
 by the true weather, with its systematic biases) corrected toward observations at the 657
 AirKorea stations (truth plus 8% and 1 ug/m3 noise, 4% missing) with Cressman weights of
 radius 28 km. Far from stations (the sea, the edges) the analysis is that background, so
-there only the random part of CMAQ's error remains.
+there only the random part of CMAQ's error remains.{reanalysis}
 """

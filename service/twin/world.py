@@ -82,12 +82,12 @@ EPISODES_PER_YEAR, EPISODE_MEDIAN, EPISODE_LOG_SD, EPISODE_MAX, EPISODE_FLOOR = 
     18,
     52.0,
     0.45,
-    200.0,
+    150.0,
     0.1,
 )
 #: Each year also has one major episode, in the cold season (its day of year drawn between
 #: these, counted from 1 January, negative ones in the December before), of this strength.
-MAJOR_EPISODE_DAYS, MAJOR_EPISODE_STRENGTH = (-30, 80), (140.0, 190.0)
+MAJOR_EPISODE_DAYS, MAJOR_EPISODE_STRENGTH = (-30, 80), (135.0, 170.0)
 
 
 @dataclass(frozen=True)
@@ -590,9 +590,9 @@ def _saturate(x: F, ceiling: float) -> F:
 BIASES = {
     "city_emission_bias": 1.4,
     "industry_emission_bias": 0.6,
-    "humid_secondary_bias": 1.7,
-    "washout_bias": 1.8,
-    "pbl_bias": 0.7,
+    "humid_secondary_bias": 2.2,
+    "washout_bias": 2.2,
+    "pbl_bias": 0.6,
     "inflow_bias": 1.0,
 }
 
@@ -621,16 +621,16 @@ def reanalysis_errors() -> Errors:
 #: bounded; most of the error is in where and when: local emissions, the weather's timing and
 #: position, and the plumes' timing and tracks.
 RANDOM_SPREAD = {
-    "weather timing (h)": 6.0,
-    "synoptic position (km)": 90.0,
+    "weather timing (h)": 3.5,
+    "synoptic position (km)": 70.0,
     "wind speed (fraction)": 0.15,
     "emissions, whole domain (log)": 0.12,
-    "emissions, smooth local map (log)": 0.7,
-    "secondary formation, regional map (log)": 1.0,
+    "emissions, smooth local map (log)": 0.5,
+    "secondary formation, regional map (log)": 0.6,
     "transboundary inflow amplitude (log)": 0.08,
     "transboundary inflow timing (h)": 1.0,
     "plume track (deg)": 5.0,
-    "clean-air background, regional map (log)": 0.5,
+    "clean-air background, regional map (log)": 0.3,
     "rain amount (log)": 0.4,
 }
 #: Bounds of the domain-wide emission factor.
