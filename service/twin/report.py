@@ -25,6 +25,8 @@ from service.stations import load_stations
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
+    from service.twin.archive import PeakShape
+
 F = npt.NDArray[np.float64]
 Times = npt.NDArray[np.datetime64]
 SEOUL = "서울특별시"
@@ -682,17 +684,21 @@ def episodes_section(service: GridSpec, seed: int, years: list[int]) -> list[str
     return [*lines, ""]
 
 
+def _peak_formula(shape: PeakShape) -> str:
+    """A peak over-prediction (:func:`service.twin.archive.peak_excess`) as a formula in ``p``."""
+    gain, scale, knee, _ = shape
+    return f"`p + {gain:g} p tanh(p/{scale:g}) / (1 + p/{knee:g})`"
+
+
 def errors_doc() -> str:
     """What CMAQ gets wrong in the twin, from the parameters the world actually uses."""
     from service.twin.archive import (
         ANALYSIS_LOG_SD,
         ANALYSIS_SCALE,
         BACKGROUND_PEAK,
-        PEAK_GAIN,
-        PEAK_KNEE,
-        PEAK_SCALE,
         PROCESS_LOG_SD,
         PROCESS_SCALE,
+        forecast_peak,
         peak_excess,
     )
     from service.twin.world import (
@@ -727,10 +733,9 @@ def errors_doc() -> str:
             f"\n{ANALYSIS_LOG_SD * ANALYSIS_SCALE:g} ug/m3): a reanalysis is a model too."
         )
     if BACKGROUND_PEAK is not None:
-        g, sc, kn, off = BACKGROUND_PEAK
         reanalysis += (
-            f"\nIt over-predicts peaks less than the forecast: `p + {g:g} p tanh(p/{sc:g}) /"
-            f" (1 + p/{kn:g})`, less {off:g}."
+            f"\nIt over-predicts peaks less than the forecast: {_peak_formula(BACKGROUND_PEAK)},"
+            f" less {BACKGROUND_PEAK[3]:g}."
         )
     lo, hi = EMISSION_SCALE_BOUNDS
     return f"""## What CMAQ gets wrong in the twin, and what can be learned
@@ -751,7 +756,7 @@ two kinds of cause (`service/twin/world.py`: `systematic_errors`, `random_errors
 - wet removal {b.washout_bias:g} times too weak (precipitation is an input);
 - night-time boundary layer x{b.pbl_bias:g} as deep (hour of day, wind speed);{inflow}{wind}
 - peaks over-predicted: PM2.5 `p` comes out as
-  `p + {PEAK_GAIN:g} p tanh(p/{PEAK_SCALE:g}) / (1 + p/{PEAK_KNEE:g})` ({high} high):
+  {_peak_formula(forecast_peak())} ({high} high):
   a function of CMAQ's own PM2.5.
 
 **Random, drawn afresh each day (noise to a model that sees only the forecast):**
