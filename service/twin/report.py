@@ -727,7 +727,8 @@ def errors_doc() -> str:
     reanalysis = ""
     if ANALYSIS_LOG_SD > 0.0:
         reanalysis = (
-            "\nThe background has errors of its own, independent of the forecast's: a smooth"
+            "\nThere the analysis also carries the background's own errors, independent of the"
+            "\nforecast's: a smooth"
             f"\nrandom lognormal map drifting through the day (log-sd {ANALYSIS_LOG_SD:g} in clean"
             f"\nair, shrinking as `1/(1 + p/{ANALYSIS_SCALE:g})`, so they level off near"
             f"\n{ANALYSIS_LOG_SD * ANALYSIS_SCALE:g} ug/m3): a reanalysis is a model too."
