@@ -373,22 +373,19 @@ def test_the_background_over_predicts_peaks_with_its_own_shape(
     (``BACKGROUND_PEAK``), less than the forecast does; ``None`` gives it the forecast's."""
     from service.twin import archive
 
-    pm = {"pm25": np.array([5.0, 50.0, 150.0])}
-    forecast, background = (
-        {k: v.copy() for k, v in pm.items()},
-        {k: v.copy() for k, v in pm.items()},
-    )
-    archive.overpredict_peaks(forecast)
-    archive.overpredict_peaks(background, archive.BACKGROUND_PEAK)
-    assert forecast["pm25"][2] > background["pm25"][2] > 150.0
+    pm = np.array([5.0, 50.0, 150.0])
+
+    def boosted(shape: archive.PeakShape | None) -> np.ndarray:
+        fields = {"pm25": pm.copy()}
+        archive.overpredict_peaks(fields, shape)
+        return fields["pm25"]
+
+    forecast, background = boosted(None), boosted(archive.BACKGROUND_PEAK)
+    assert forecast[2] > background[2] > 150.0
     monkeypatch.setattr(archive, "BACKGROUND_PEAK", None)
-    same = {k: v.copy() for k, v in pm.items()}
-    archive.overpredict_peaks(same, archive.BACKGROUND_PEAK)
-    np.testing.assert_array_equal(forecast["pm25"], same["pm25"])
+    np.testing.assert_array_equal(forecast, boosted(archive.BACKGROUND_PEAK))
     monkeypatch.setattr(archive, "BACKGROUND_PEAK", (0.0, 60.0, 200.0, 0.0))
-    flat = {k: v.copy() for k, v in pm.items()}
-    archive.overpredict_peaks(flat, archive.BACKGROUND_PEAK)
-    np.testing.assert_allclose(flat["pm25"], pm["pm25"])
+    np.testing.assert_allclose(boosted(archive.BACKGROUND_PEAK), pm)
 
 
 def test_the_forecast_winds_may_be_systematically_slow_but_the_reanalysis_winds_are_true(
