@@ -297,6 +297,13 @@ def main() -> None:
         "spread.KEY=number, bias.NAME=number",
     )
     parser.add_argument(
+        "--set-file",
+        type=Path,
+        default=None,
+        help="a file of --set values, one a line, applied before any --set "
+        "(a candidate twin: scripts/twin_candidates/)",
+    )
+    parser.add_argument(
         "--gpu-ids", default="", help="comma-separated GPUs this call may use (default: all)"
     )
     parser.add_argument("--workers", type=int, default=0, help="archive processes (0: all cores)")
@@ -320,11 +327,13 @@ def main() -> None:
         runs = [r for r in runs if r in wanted]
 
     from models.train import variant_config
-    from scripts.twin_calibrate import apply_settings
+    from scripts.twin_calibrate import apply_settings, read_settings
     from service.settings import GridSpec
     from service.training.dataset import build_dataset
     from service.twin.archive import generate
 
+    if args.set_file is not None:
+        args.set = read_settings(args.set_file) + args.set
     apply_settings(args.set)  # the archive's worker processes are forked: they inherit these
 
     margin = max(variant_config(r).margin for r in runs)  # also refuses unknown names early

@@ -30,26 +30,43 @@ from service.twin.archive import BLOCK_DAYS, Twin, block_start
 from service.twin.report import YearSums, seoul_cells, summarise_series
 
 
+def read_settings(path: Path) -> list[str]:
+    """The ``WHERE.NAME=VALUE`` lines of a settings file (``#`` starts a comment)."""
+    lines = (line.split("#", 1)[0].strip() for line in path.read_text().splitlines())
+    return [line for line in lines if line]
+
+
 def apply_settings(settings: list[str]) -> None:
     """Override the twin's parameters for this process: ``world.NAME=literal``,
     ``archive.NAME=literal``, ``spread.KEY=number`` (a RANDOM_SPREAD entry) or
     ``bias.NAME=number`` (a BIASES entry).
 
-    Processes forked afterwards inherit them; spawned ones must apply them again.
+    Processes forked afterwards inherit them; spawned ones must apply them again. A name the
+    twin does not have is refused (``ValueError``) before anything is changed.
     """
     import ast
 
     from service.twin import archive, world
 
+    modules = {"world": world, "archive": archive}
+    tables = {"spread": world.RANDOM_SPREAD, "bias": world.BIASES}
+    parsed = []
     for item in settings:
-        target, value = item.split("=", 1)
-        where, name = target.split(".", 1)
-        if where == "spread":
-            world.RANDOM_SPREAD[name] = float(value)
-        elif where == "bias":
-            world.BIASES[name] = float(value)
+        target, sep, value = item.partition("=")
+        where, _, name = target.strip().partition(".")
+        known = (
+            name in tables[where]
+            if where in tables
+            else where in modules and hasattr(modules[where], name)
+        )
+        if not sep or not known:
+            raise ValueError(f"unknown twin setting {item!r} (WHERE.NAME=VALUE)")
+        parsed.append((where, name, value.strip()))
+    for where, name, value in parsed:
+        if where in tables:
+            tables[where][name] = float(value)
         else:
-            setattr({"world": world, "archive": archive}[where], name, ast.literal_eval(value))
+            setattr(modules[where], name, ast.literal_eval(value))
 
 
 def _block(args: tuple[int, dt.date, list[str]]) -> list[tuple[dt.date, np.ndarray, np.ndarray]]:
@@ -72,6 +89,13 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--set", action="append", default=[], help="world.NAME=value, ...")
     parser.add_argument(
+        "--set-file",
+        type=Path,
+        default=None,
+        help="a file of --set values, one a line, applied before any --set "
+        "(a candidate twin: scripts/twin_candidates/)",
+    )
+    parser.add_argument(
         "--check-year",
         type=int,
         action="append",
@@ -81,6 +105,8 @@ def main() -> None:
     )
     parser.add_argument("--show-check", action="store_true", help="print the check years too")
     args = parser.parse_args()
+    if args.set_file is not None:
+        args.set = read_settings(args.set_file) + args.set
     jobs = []
     for year in args.years:
         b = block_start(dt.date(year, 1, 1))
@@ -146,6 +172,7 @@ def main() -> None:
     m = n * 24
     b = (sca - sc * sa / m) / np.maximum(scc - sc * sc / m, 1e-9)
     a0 = (sa - b * sc) / m
+
     def scores(pairs: list[tuple[np.ndarray, np.ndarray]]) -> tuple[float, float]:
         """Hourly RMSE (pooled) and spatial RMSE (mean of each hour's RMSE over the cells)."""
         per_hour = np.array([((c - a) ** 2).mean(axis=(1, 2)) for a, c in pairs])

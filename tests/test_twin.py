@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
+import types
 import warnings
 from pathlib import Path
 
@@ -401,3 +402,49 @@ def test_the_forecast_winds_may_be_systematically_slow_but_the_reanalysis_winds_
     assert float(np.mean(scales)) == pytest.approx(0.8, abs=0.04)
     assert float(np.std(scales)) > 0.05
     assert world_module.reanalysis_errors().wind_scale == 1.0
+
+
+def _twin_calibrate_script() -> types.ModuleType:
+    """scripts/twin_calibrate.py as a module (scripts/ is not a package)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "twin_calibrate.py"
+    spec = importlib.util.spec_from_file_location("twin_calibrate", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_candidate_twins_set_only_parameters_the_twin_has(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every candidate file of scripts/twin_candidates/ applies; a misspelt name is refused."""
+    import ast
+
+    from service.twin import archive as archive_module
+    from service.twin import world as world_module
+
+    script = _twin_calibrate_script()
+    monkeypatch.setattr(world_module, "BIASES", dict(world_module.BIASES))
+    monkeypatch.setattr(world_module, "RANDOM_SPREAD", dict(world_module.RANDOM_SPREAD))
+    files = sorted((Path(script.__file__).parent / "twin_candidates").glob("*.set"))
+    assert files, "no candidate twins"
+    modules = {"world": world_module, "archive": archive_module}
+    for path in files:
+        settings = script.read_settings(path)
+        assert settings, path
+        for item in settings:  # put every changed module value back after the test
+            where, name = item.split("=", 1)[0].split(".", 1)
+            if where in modules:
+                monkeypatch.setattr(modules[where], name, getattr(modules[where], name))
+        script.apply_settings(settings)
+        for item in settings:
+            target, value = item.split("=", 1)
+            where, name = target.split(".", 1)
+            table = {"bias": world_module.BIASES, "spread": world_module.RANDOM_SPREAD}
+            got = table[where][name] if where in table else getattr(modules[where], name)
+            assert got == ast.literal_eval(value), item
+    episode_max = world_module.EPISODE_MAX
+    for bad in ("world.EPISODE_MAXIMUM=1.0", "bias.humid=2.0", "weather.EPISODE_MAX=1.0", "x"):
+        with pytest.raises(ValueError, match="unknown twin setting"):
+            script.apply_settings(["world.EPISODE_MAX=1.0", bad])
+    assert episode_max == world_module.EPISODE_MAX  # refused before anything changed

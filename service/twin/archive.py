@@ -58,6 +58,9 @@ WRF_LEAD_H = 15  # the WRF forecast starts at D-1 00 UTC (09 KST), 15 hours befo
 WRF_MARGIN = 3  # WRF domain cells beyond the CMAQ parent grid on each side
 CRESSMAN_RADIUS_M = 28_000.0
 OBS_MISSING = 0.04
+#: The station observations' error (see :meth:`Twin.analysis`): relative and absolute standard
+#: deviations (ug/m3) of an hourly, independent error of each station's measurement.
+OBS_RELATIVE_SD, OBS_ABSOLUTE_SD = 0.08, 1.0
 #: CMAQ's peak over-prediction (see :func:`overpredict_peaks`): relative gain, the ug/m3 at
 #: which it sets in, the ug/m3 beyond which it levels off, and the clean-air offset.
 PEAK_GAIN, PEAK_SCALE, PEAK_KNEE, PEAK_OFFSET = 0.5, 30.0, 40.0, 2.5
@@ -285,8 +288,8 @@ class Twin:
         for h in range(background.shape[0]):
             true_obs = truth[h][r, c]
             obs = np.maximum(
-                true_obs * (1 + rng.normal(0, 0.08, true_obs.shape))
-                + rng.normal(0, 1.0, true_obs.shape),
+                true_obs * (1 + rng.normal(0, OBS_RELATIVE_SD, true_obs.shape))
+                + rng.normal(0, OBS_ABSOLUTE_SD, true_obs.shape),
                 0.0,
             )
             valid = rng.random(true_obs.shape) > OBS_MISSING

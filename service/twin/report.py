@@ -696,6 +696,9 @@ def errors_doc() -> str:
         ANALYSIS_LOG_SD,
         ANALYSIS_SCALE,
         BACKGROUND_PEAK,
+        OBS_ABSOLUTE_SD,
+        OBS_MISSING,
+        OBS_RELATIVE_SD,
         PROCESS_LOG_SD,
         PROCESS_SCALE,
         forecast_peak,
@@ -738,6 +741,9 @@ def errors_doc() -> str:
             f"\nIt over-predicts peaks less than the forecast: {_peak_formula(BACKGROUND_PEAK)},"
             f" less {BACKGROUND_PEAK[3]:g}."
         )
+    observation_noise = (
+        f"{OBS_RELATIVE_SD:.0%} and {OBS_ABSOLUTE_SD:g} ug/m3 noise, {OBS_MISSING:.0%} missing"
+    )
     lo, hi = EMISSION_SCALE_BOUNDS
     return f"""## What CMAQ gets wrong in the twin, and what can be learned
 
@@ -777,7 +783,7 @@ slightly wrong each day.
 
 The analysis is made as the real product is: a CMAQ-style background (the same model driven
 by the true weather, with its systematic biases) corrected toward observations at the 657
-AirKorea stations (truth plus 8% and 1 ug/m3 noise, 4% missing) with Cressman weights of
+AirKorea stations (truth plus {observation_noise}) with Cressman weights of
 radius 28 km. Far from stations (the sea, the edges) the analysis is that background, so
 there only the random part of CMAQ's error remains.{reanalysis}
 """
