@@ -27,7 +27,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from service.grid import Grid
 from service.settings import GridSpec
 from service.twin.archive import BLOCK_DAYS, Twin, block_start
-from service.twin.report import YearSums, seoul_cells, summarise_series
+from service.twin.report import (
+    YearSums,
+    monthly_means,
+    read_seoul_observations,
+    seoul_cells,
+    summarise_series,
+)
 
 
 def read_settings(path: Path) -> list[str]:
@@ -69,6 +75,13 @@ def apply_settings(settings: list[str]) -> None:
             setattr(modules[where], name, ast.literal_eval(value))
 
 
+def scores(pairs: list[tuple[np.ndarray, np.ndarray]]) -> tuple[float, float]:
+    """Hourly RMSE (pooled) and spatial RMSE (mean of each hour's RMSE over the cells) of
+    (analysis, estimate) pairs of days."""
+    per_hour = np.array([((c - a) ** 2).mean(axis=(1, 2)) for a, c in pairs])
+    return float(per_hour.mean() ** 0.5), float(np.sqrt(per_hour).mean())
+
+
 def _block(args: tuple[int, dt.date, list[str]]) -> list[tuple[dt.date, np.ndarray, np.ndarray]]:
     seed, start, settings = args
     apply_settings(settings)
@@ -104,6 +117,12 @@ def main() -> None:
         "the last year) but its rows are not printed unless --show-check",
     )
     parser.add_argument("--show-check", action="store_true", help="print the check years too")
+    parser.add_argument(
+        "--seoul-csv",
+        type=Path,
+        default=None,
+        help="Seoul's real hours (shared/data/seoul): also print the monthly means' correlation",
+    )
     args = parser.parse_args()
     if args.set_file is not None:
         args.set = read_settings(args.set_file) + args.set
@@ -138,7 +157,10 @@ def main() -> None:
                 means.setdefault(day.year, []).append((float(a.mean()), float(c.mean())))
     k5 = max(1, round(5 / args.stride))
     print(f"stride {args.stride}: five worst ~ {k5} worst sampled days")
-    print("year days  mean   std   max  rmse  spat  bias  w5share  scale_rm  seoul_p99 ge75%")
+    print(
+        "year days  mean   std   max  rmse  spat  bias  w5share  scale_rm  seoul_p99 ge75%"
+        "  cstd-std"
+    )
     hidden = set() if args.show_check else set(args.check_year)
     for year, y in sorted(sums.items()):
         if year in hidden:
@@ -148,7 +170,8 @@ def main() -> None:
             f"{year} {len(y.daily_sse):4d} {y.analysis_mean:5.1f} {y.analysis_std:5.1f} "
             f"{y.analysis_max:5.0f} {y.rmse:5.2f} {y.spatial_rmse:5.2f} "
             f"{y.cmaq_mean - y.analysis_mean:+5.2f} {y.worst_days_share(k5):7.3f} "
-            f"{y.scale_removed:8.3f} {s.p99:8.1f} {s.ge75_percent:5.2f}"
+            f"{y.scale_removed:8.3f} {s.p99:8.1f} {s.ge75_percent:5.2f} "
+            f"{y.cmaq_std - y.analysis_std:+8.2f}"
         )
     days_all = sorted(
         ((y.daily_sse[i], year, i) for year, y in sums.items() for i in range(len(y.daily_sse))),
@@ -173,11 +196,6 @@ def main() -> None:
     b = (sca - sc * sa / m) / np.maximum(scc - sc * sc / m, 1e-9)
     a0 = (sa - b * sc) / m
 
-    def scores(pairs: list[tuple[np.ndarray, np.ndarray]]) -> tuple[float, float]:
-        """Hourly RMSE (pooled) and spatial RMSE (mean of each hour's RMSE over the cells)."""
-        per_hour = np.array([((c - a) ** 2).mean(axis=(1, 2)) for a, c in pairs])
-        return float(per_hour.mean() ** 0.5), float(np.sqrt(per_hour).mean())
-
     raw, raw_s = scores(fields[test_year])
     lin, lin_s = scores([(a, np.maximum(a0 + b * c, 0)) for a, c in fields[test_year]])
     if test_year in hidden:
@@ -194,6 +212,21 @@ def main() -> None:
         f"ge75 {allseoul.ge75_percent:.2f}% "
         f"lag1 {allseoul.lag1:.3f} lag24 {allseoul.lag24:.2f}"
     )
+    if args.seoul_csv is not None:
+        shown_years = sorted(y for y in seoul if y not in hidden)
+        times = np.concatenate(
+            [
+                np.datetime64(d, "h") + np.arange(24)
+                for y in shown_years
+                for d in daylist[y]  # the analysis' 24 hours of each KST day
+            ]
+        )
+        real = read_seoul_observations(
+            args.seoul_csv, dt.date(shown_years[0], 1, 1), dt.date(shown_years[-1], 12, 31)
+        )
+        twin_months = monthly_means(times, np.concatenate(shown))
+        corr = np.corrcoef(twin_months, monthly_means(real.times, real.values))[0, 1]
+        print(f"Seoul monthly means {shown_years[0]}-{shown_years[-1]}: correlation {corr:.3f}")
 
 
 if __name__ == "__main__":
