@@ -48,7 +48,8 @@ def apply_settings(settings: list[str]) -> None:
     ``bias.NAME=number`` (a BIASES entry).
 
     Processes forked afterwards inherit them; spawned ones must apply them again. A name the
-    twin does not have is refused (``ValueError``) before anything is changed.
+    twin does not have, or a value that does not parse, is refused (``ValueError``) before
+    anything is changed.
     """
     import ast
 
@@ -56,7 +57,7 @@ def apply_settings(settings: list[str]) -> None:
 
     modules = {"world": world, "archive": archive}
     tables = {"spread": world.RANDOM_SPREAD, "bias": world.BIASES}
-    parsed = []
+    parsed: list[tuple[str, str, object]] = []
     for item in settings:
         target, sep, value = item.partition("=")
         where, _, name = target.strip().partition(".")
@@ -67,12 +68,17 @@ def apply_settings(settings: list[str]) -> None:
         )
         if not sep or not known:
             raise ValueError(f"unknown twin setting {item!r} (WHERE.NAME=VALUE)")
-        parsed.append((where, name, value.strip()))
-    for where, name, value in parsed:
+        try:
+            parsed.append(
+                (where, name, float(value) if where in tables else ast.literal_eval(value.strip()))
+            )
+        except (ValueError, SyntaxError) as exc:
+            raise ValueError(f"twin setting {item!r}: the value does not parse ({exc})") from exc
+    for where, name, literal in parsed:
         if where in tables:
-            tables[where][name] = float(value)
+            tables[where][name] = literal
         else:
-            setattr(modules[where], name, ast.literal_eval(value))
+            setattr(modules[where], name, literal)
 
 
 def scores(pairs: list[tuple[np.ndarray, np.ndarray]]) -> tuple[float, float]:

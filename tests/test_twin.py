@@ -447,4 +447,6 @@ def test_candidate_twins_set_only_parameters_the_twin_has(monkeypatch: pytest.Mo
     for bad in ("world.EPISODE_MAXIMUM=1.0", "bias.humid=2.0", "weather.EPISODE_MAX=1.0", "x"):
         with pytest.raises(ValueError, match="unknown twin setting"):
             script.apply_settings(["world.EPISODE_MAX=1.0", bad])
+    with pytest.raises(ValueError, match="does not parse"):
+        script.apply_settings(["world.EPISODE_MAX=1.0", "bias.washout_bias=strong"])
     assert episode_max == world_module.EPISODE_MAX  # refused before anything changed
