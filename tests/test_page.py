@@ -133,12 +133,18 @@ def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def requests_made(driver: Any) -> list[str]:
-    """URLs the browser asked for since the last call (from Chromium's performance log)."""
+    """URLs the browser asked for since the last call (from Chromium's performance log).
+
+    The browser's own pages (``chrome://``, such as the new-tab page a fresh browser opens
+    first) are left out: a page under test cannot ask for them.
+    """
     urls = []
     for entry in driver.get_log("performance"):
         message = json.loads(entry["message"])["message"]
         if message["method"] == "Network.requestWillBeSent":
-            urls.append(message["params"]["request"]["url"])
+            url = message["params"]["request"]["url"]
+            if not url.startswith("chrome://"):
+                urls.append(url)
     return urls
 
 
