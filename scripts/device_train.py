@@ -260,6 +260,8 @@ def _write_outputs(
 
 
 def main() -> None:
+    from scripts.twin_calibrate import add_settings_arguments, apply_settings, settings_of
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", "out")))
     parser.add_argument("--work", type=Path, default=Path("/tmp/pm25"))
@@ -287,22 +289,7 @@ def main() -> None:
     parser.add_argument(
         "--keep-archive", action="store_true", help="reuse WORK/archive if it exists (dry runs)"
     )
-    parser.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="WHERE.NAME=VALUE",
-        help="override a twin parameter before the archive is written (as "
-        "scripts/twin_calibrate.py --set): world.NAME=literal, archive.NAME=literal, "
-        "spread.KEY=number, bias.NAME=number",
-    )
-    parser.add_argument(
-        "--set-file",
-        type=Path,
-        default=None,
-        help="a file of --set values, one a line, applied before any --set "
-        "(a candidate twin: scripts/twin_candidates/)",
-    )
+    add_settings_arguments(parser)  # the twin's parameters, set before the archive is written
     parser.add_argument(
         "--gpu-ids", default="", help="comma-separated GPUs this call may use (default: all)"
     )
@@ -327,13 +314,11 @@ def main() -> None:
         runs = [r for r in runs if r in wanted]
 
     from models.train import variant_config
-    from scripts.twin_calibrate import apply_settings, read_settings
     from service.settings import GridSpec
     from service.training.dataset import build_dataset
     from service.twin.archive import generate
 
-    if args.set_file is not None:
-        args.set = read_settings(args.set_file) + args.set
+    args.set = settings_of(args)  # the twin report's process applies them again
     apply_settings(args.set)  # the archive's worker processes are forked: they inherit these
 
     margin = max(variant_config(r).margin for r in runs)  # also refuses unknown names early

@@ -81,6 +81,59 @@ def apply_settings(settings: list[str]) -> None:
             setattr(modules[where], name, literal)
 
 
+def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``--set`` and ``--set-file`` options of the scripts that run the twin."""
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="WHERE.NAME=VALUE",
+        help="override a twin parameter: world.NAME=literal, archive.NAME=literal, "
+        "spread.KEY=number, bias.NAME=number",
+    )
+    parser.add_argument(
+        "--set-file",
+        type=Path,
+        default=None,
+        help="a file of --set values, one a line, applied before any --set "
+        "(a candidate twin: scripts/twin_candidates/)",
+    )
+
+
+def settings_of(args: argparse.Namespace) -> list[str]:
+    """The settings ``--set-file`` and ``--set`` ask for, the file's first."""
+    return (read_settings(args.set_file) if args.set_file is not None else []) + args.set
+
+
+def block_jobs(
+    years: list[int], seed: int, settings: list[str], stride: int = 1, offset: int = 0
+) -> list[tuple[int, dt.date, list[str]]]:
+    """The 7-day blocks covering ``years`` (every ``stride``-th of each year, from ``offset``)."""
+    jobs = []
+    for year in years:
+        b = block_start(dt.date(year, 1, 1))
+        k = 0
+        while b <= dt.date(year, 12, 31):
+            if k % stride == offset:
+                jobs.append((seed, b, settings))
+            b += dt.timedelta(days=BLOCK_DAYS)
+            k += 1
+    return jobs
+
+
+def fit_per_cell_line(pairs: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """Intercept and slope of each cell's least-squares line ``analysis ~ a + b * CMAQ`` over
+    (analysis, CMAQ) pairs of days."""
+    zero = np.zeros_like(pairs[0][0], dtype=np.float64)
+    sa = sum((a for a, _ in pairs), zero).sum(axis=0)
+    sc = sum((c for _, c in pairs), zero).sum(axis=0)
+    scc = sum((c * c for _, c in pairs), zero).sum(axis=0)
+    sca = sum((c * a for a, c in pairs), zero).sum(axis=0)
+    m = len(pairs) * pairs[0][0].shape[0]
+    slope = (sca - sc * sa / m) / np.maximum(scc - sc * sc / m, 1e-9)
+    return (sa - slope * sc) / m, slope
+
+
 def scores(pairs: list[tuple[np.ndarray, np.ndarray]]) -> tuple[float, float]:
     """Hourly RMSE (pooled) and spatial RMSE (mean of each hour's RMSE over the cells) of
     (analysis, estimate) pairs of days."""
@@ -106,14 +159,7 @@ def main() -> None:
     parser.add_argument("--offset", type=int, default=0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--set", action="append", default=[], help="world.NAME=value, ...")
-    parser.add_argument(
-        "--set-file",
-        type=Path,
-        default=None,
-        help="a file of --set values, one a line, applied before any --set "
-        "(a candidate twin: scripts/twin_candidates/)",
-    )
+    add_settings_arguments(parser)
     parser.add_argument(
         "--check-year",
         type=int,
@@ -130,17 +176,7 @@ def main() -> None:
         help="Seoul's real hours (shared/data/seoul): also print the monthly means' correlation",
     )
     args = parser.parse_args()
-    if args.set_file is not None:
-        args.set = read_settings(args.set_file) + args.set
-    jobs = []
-    for year in args.years:
-        b = block_start(dt.date(year, 1, 1))
-        k = 0
-        while b <= dt.date(year, 12, 31):
-            if k % args.stride == args.offset:
-                jobs.append((args.seed, b, args.set))
-            b += dt.timedelta(days=BLOCK_DAYS)
-            k += 1
+    jobs = block_jobs(args.years, args.seed, settings_of(args), args.stride, args.offset)
     rows, cols = seoul_cells(Grid(GridSpec()))
     sums: dict[int, YearSums] = {}
     seoul: dict[int, list[np.ndarray]] = {}
@@ -191,16 +227,7 @@ def main() -> None:
         )
     # The per-cell linear correction a + b * CMAQ, fitted on every year but the last, scored on it.
     test_year = max(sums)
-    train = [(a, c) for y, v in fields.items() if y != test_year for a, c in v]
-    n = len(train)
-    zero = np.zeros_like(train[0][0], dtype=np.float64)
-    sa = sum((a for a, _ in train), zero).sum(axis=0)
-    sc = sum((c for _, c in train), zero).sum(axis=0)
-    scc = sum((c * c for _, c in train), zero).sum(axis=0)
-    sca = sum((c * a for a, c in train), zero).sum(axis=0)
-    m = n * 24
-    b = (sca - sc * sa / m) / np.maximum(scc - sc * sc / m, 1e-9)
-    a0 = (sa - b * sc) / m
+    a0, b = fit_per_cell_line([(a, c) for y, v in fields.items() if y != test_year for a, c in v])
 
     raw, raw_s = scores(fields[test_year])
     lin, lin_s = scores([(a, np.maximum(a0 + b * c, 0)) for a, c in fields[test_year]])

@@ -29,9 +29,16 @@ import numpy.typing as npt
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from scripts.twin_calibrate import apply_settings, read_settings, scores
+from scripts.twin_calibrate import (
+    add_settings_arguments,
+    apply_settings,
+    block_jobs,
+    fit_per_cell_line,
+    scores,
+    settings_of,
+)
 from service.settings import GridSpec
-from service.twin.archive import BLOCK_DAYS, WRF_MARGIN, Twin, block_start
+from service.twin.archive import WRF_MARGIN, Twin
 
 F = npt.NDArray[np.float64]
 #: One day on the service grid: analysis, CMAQ PM2.5, humidity, rain (mm/h), wind, temperature.
@@ -90,16 +97,9 @@ def main() -> None:
     parser.add_argument("--years", type=int, nargs="+", default=[2020, 2021])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--set-file", type=Path, default=None)
-    parser.add_argument("--set", action="append", default=[], help="as twin_calibrate.py")
+    add_settings_arguments(parser)
     args = parser.parse_args()
-    settings = (read_settings(args.set_file) if args.set_file else []) + args.set
-    jobs = []
-    for year in args.years:
-        b = block_start(dt.date(year, 1, 1))
-        while b <= dt.date(year, 12, 31):
-            jobs.append((args.seed, b, settings))
-            b += dt.timedelta(days=BLOCK_DAYS)
+    jobs = block_jobs(args.years, args.seed, settings_of(args))
     years: dict[int, dict[dt.date, Day]] = {}
     with ProcessPoolExecutor(args.workers) as pool:
         for days in pool.map(_block, jobs):
@@ -110,12 +110,7 @@ def main() -> None:
     train = [d for y, v in years.items() if y != test for d in v.values()]
     tested = list(years[test].values())
 
-    a = np.concatenate([d[0] for d in train]).astype(np.float64)
-    c = np.concatenate([d[1] for d in train]).astype(np.float64)
-    cm, am = c.mean(axis=0), a.mean(axis=0)
-    slope = ((c - cm) * (a - am)).mean(axis=0) / np.maximum(((c - cm) ** 2).mean(axis=0), 1e-9)
-    intercept = am - slope * cm
-    del a, c
+    intercept, slope = fit_per_cell_line([(d[0], d[1]) for d in train])
 
     xtx: F | float = 0.0
     xty: F | float = 0.0

@@ -429,6 +429,7 @@ def test_candidate_twins_set_only_parameters_the_twin_has(monkeypatch: pytest.Mo
     files = sorted((Path(script.__file__).parent / "twin_candidates").glob("*.set"))
     assert files, "no candidate twins"
     modules = {"world": world_module, "archive": archive_module}
+    tables = {"bias": world_module.BIASES, "spread": world_module.RANDOM_SPREAD}
     for path in files:
         settings = script.read_settings(path)
         assert settings, path
@@ -440,8 +441,7 @@ def test_candidate_twins_set_only_parameters_the_twin_has(monkeypatch: pytest.Mo
         for item in settings:
             target, value = item.split("=", 1)
             where, name = target.split(".", 1)
-            table = {"bias": world_module.BIASES, "spread": world_module.RANDOM_SPREAD}
-            got = table[where][name] if where in table else getattr(modules[where], name)
+            got = tables[where][name] if where in tables else getattr(modules[where], name)
             assert got == ast.literal_eval(value), item
     episode_max = world_module.EPISODE_MAX
     for bad in ("world.EPISODE_MAXIMUM=1.0", "bias.humid=2.0", "weather.EPISODE_MAX=1.0", "x"):
