@@ -183,6 +183,32 @@ def test_episodes_are_drawn_afresh_each_year_with_no_fixed_date() -> None:
     assert len(cold) > 0.5 * sum(len(v) for v in haze.values())
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_every_year_holds_exactly_one_major_episode_in_its_own_cold_season(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A year's major episode falls in its own January-March or December, never the December
+    before: without that, seed 2's 2019 had none and its 2020 two."""
+    from service.twin import world as world_module
+
+    monkeypatch.setattr(world_module, "MAJOR_EPISODE_OWN_YEAR", True)
+    world = World(GridSpec(), seed=seed)
+    majors = [world.episodes(y)[world_module.EPISODES_PER_YEAR] for y in range(2018, 2024)]
+    assert all(not e.dust for e in majors)
+    starts = [EPOCH + dt.timedelta(hours=e.start) for e in majors]
+    assert [s.year for s in starts] == list(range(2018, 2024))
+    assert all(s.month <= 3 or s.month == 12 for s in starts)
+    # the episodes themselves are the same draws: only where a negative day lands changes
+    monkeypatch.setattr(world_module, "MAJOR_EPISODE_OWN_YEAR", False)
+    before = [
+        World(GridSpec(), seed=seed).episodes(y)[world_module.EPISODES_PER_YEAR]
+        for y in range(2018, 2024)
+    ]
+    assert [e.amplitude for e in before] == [e.amplitude for e in majors]
+    moved = [a.start - b.start for a, b in zip(majors, before, strict=True) if a != b]
+    assert all(h == 365 * 24.0 for h in moved)
+
+
 def test_an_episode_enters_from_the_side_of_its_track() -> None:
     world = World(GridSpec(), seed=0)
     from_west, from_north = world.track_side(270.0), world.track_side(0.0)

@@ -88,6 +88,10 @@ EPISODES_PER_YEAR, EPISODE_MEDIAN, EPISODE_LOG_SD, EPISODE_MAX, EPISODE_FLOOR = 
 #: Each year also has one major episode, in the cold season (its day of year drawn between
 #: these, counted from 1 January, negative ones in the December before), of this strength.
 MAJOR_EPISODE_DAYS, MAJOR_EPISODE_STRENGTH = (-30, 80), (135.0, 170.0)
+#: Whether a negative draw goes to the December of the same year rather than the one before, so
+#: that every calendar year holds exactly one major episode (otherwise a year can hold none and
+#: the next two).
+MAJOR_EPISODE_OWN_YEAR = False
 
 
 @dataclass(frozen=True)
@@ -304,6 +308,8 @@ class World:
                 )
             )
         major_day = rng.uniform(*MAJOR_EPISODE_DAYS)
+        if MAJOR_EPISODE_OWN_YEAR and major_day < 0:
+            major_day += 365.0  # this year's December, not the one before
         out.append(
             Episode(
                 start_of_year + major_day * 24.0,
