@@ -86,7 +86,8 @@ EPISODES_PER_YEAR, EPISODE_MEDIAN, EPISODE_LOG_SD, EPISODE_MAX, EPISODE_FLOOR = 
     0.1,
 )
 #: Each year also has one major episode, in the cold season (its day of year drawn between
-#: these, counted from 1 January, negative ones in the December before), of this strength.
+#: these, counted from 1 January; a negative one falls in December, see
+#: :data:`MAJOR_EPISODE_OWN_YEAR`), of this strength.
 MAJOR_EPISODE_DAYS, MAJOR_EPISODE_STRENGTH = (-30, 80), (135.0, 170.0)
 #: Whether a negative draw goes to the December of the same year rather than the one before, so
 #: that every calendar year holds exactly one major episode (otherwise a year can hold none and
