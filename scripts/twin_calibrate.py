@@ -227,17 +227,21 @@ def main() -> None:
         )
     # The per-cell linear correction a + b * CMAQ, fitted on every year but the last, scored on it.
     test_year = max(sums)
-    a0, b = fit_per_cell_line([(a, c) for y, v in fields.items() if y != test_year for a, c in v])
-
-    raw, raw_s = scores(fields[test_year])
-    lin, lin_s = scores([(a, np.maximum(a0 + b * c, 0)) for a, c in fields[test_year]])
-    if test_year in hidden:
-        raw = lin = raw_s = lin_s = float("nan")
-    print(
-        f"linear per-cell correction on {test_year}: RMSE {raw:.2f} -> {lin:.2f} "
-        f"({100 * (1 - lin / raw):.1f}% lower), spatial {raw_s:.2f} -> {lin_s:.2f} "
-        f"({100 * (1 - lin_s / raw_s):.1f}% lower)"
-    )
+    if len(sums) < 2:
+        print(f"linear per-cell correction: needs a second year to fit on (only {test_year} given)")
+    else:
+        a0, b = fit_per_cell_line(
+            [(a, c) for y, v in fields.items() if y != test_year for a, c in v]
+        )
+        raw, raw_s = scores(fields[test_year])
+        lin, lin_s = scores([(a, np.maximum(a0 + b * c, 0)) for a, c in fields[test_year]])
+        if test_year in hidden:
+            raw = lin = raw_s = lin_s = float("nan")
+        print(
+            f"linear per-cell correction on {test_year}: RMSE {raw:.2f} -> {lin:.2f} "
+            f"({100 * (1 - lin / raw):.1f}% lower), spatial {raw_s:.2f} -> {lin_s:.2f} "
+            f"({100 * (1 - lin_s / raw_s):.1f}% lower)"
+        )
     shown = [np.concatenate(v) for y, v in seoul.items() if y not in hidden]
     allseoul = summarise_series(np.concatenate(shown))
     print(
