@@ -409,7 +409,7 @@ CASES = [
     Case("cmaq-zero-bytes", _truncate("cmaq", 0), ("file is empty (0 bytes)",)),
     Case("cmaq-html-named-nc", _overwrite("cmaq", bf.text_file), ("not a netCDF file", "<htm")),
     Case("cmaq-hdf5-garbage", _overwrite("cmaq", bf.hdf5_garbage), ("cannot be opened as netCDF",)),
-    Case("cmaq-truncated-half", _truncate("cmaq", 0.5), ("file is truncated", "bytes on disk")),
+    Case("cmaq-truncated-half", _truncate("cmaq", 0.5), ("file is truncated (", " bytes)")),
     Case(
         "cmaq-truncated-in-header",
         _truncate("cmaq", 0.00005),

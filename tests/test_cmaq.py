@@ -144,6 +144,18 @@ def test_truncated_file(tmp_path: Path, grid: Grid, keep: float) -> None:
         read_cmaq([path], DAY, grid)
 
 
+@pytest.mark.parametrize("cut", [1, 4, 3000])
+def test_a_file_short_by_a_few_bytes_is_truncated(tmp_path: Path, grid: Grid, cut: int) -> None:
+    """A cut smaller than the header is still found: the size counts the header too."""
+    path = _write(tmp_path / "cut.nc")
+    size = path.stat().st_size
+    path.write_bytes(path.read_bytes()[:-cut])
+    with pytest.raises(
+        NotNetCDFError, match=rf"cut.nc: file is truncated \({size - cut} of {size} bytes\)"
+    ):
+        read_cmaq([path], DAY, grid)
+
+
 def test_missing_file(tmp_path: Path, grid: Grid) -> None:
     with pytest.raises(MissingInputError, match="gone.nc: file does not exist"):
         read_cmaq([tmp_path / "gone.nc"], DAY, grid)

@@ -250,6 +250,17 @@ def test_truncated_wrfout(tmp_path: Path, grid: Grid) -> None:
         read_wrf([path], DAY, grid)
 
 
+@pytest.mark.parametrize("cut", [1, 3000])
+def test_a_wrfout_short_by_a_few_bytes_is_truncated(tmp_path: Path, grid: Grid, cut: int) -> None:
+    path = _write(tmp_path / "wrfout_cut")
+    size = path.stat().st_size
+    path.write_bytes(path.read_bytes()[:-cut])
+    with pytest.raises(
+        NotNetCDFError, match=rf"wrfout_cut: file is truncated \({size - cut} of {size} bytes\)"
+    ):
+        read_wrf([path], DAY, grid)
+
+
 def test_not_netcdf_wrfout(tmp_path: Path, grid: Grid) -> None:
     path = tmp_path / "wrfout_d01_text"
     path.write_bytes(b"\x00" * 100)

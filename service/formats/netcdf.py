@@ -14,6 +14,7 @@ import os
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 import netCDF4
 import numpy as np
@@ -210,35 +211,116 @@ def check_complete(ds: netCDF4.Dataset, path: str | Path) -> None:
     """Raise :class:`NotNetCDFError` if a classic-format file is shorter than its header says.
 
     netCDF-3 readers happily return zeros for records beyond the end of a truncated file,
-    so the expected size is computed from the header and compared with the size on disk.
+    so the exact size is computed from the header (:func:`classic_expected_size`) and a file
+    short by even one byte is refused.
     """
     if not ds.data_model.startswith("NETCDF3"):
         return
     p = Path(path)
-    expected = _classic_expected_size(ds)
+    nrec = next((len(d) for d in ds.dimensions.values() if d.isunlimited()), 0)
+    expected = classic_expected_size(p, nrec)
     actual = p.stat().st_size
-    if expected is not None and actual < expected:
-        raise NotNetCDFError(
-            p, f"file is truncated: {actual} bytes on disk, the header describes {expected}"
-        )
+    if actual < expected:
+        raise NotNetCDFError(p, f"file is truncated ({actual} of {expected} bytes)")
 
 
-def _classic_expected_size(ds: netCDF4.Dataset) -> int | None:
-    """Lower bound of a classic file's size from its variables' shapes (header excluded)."""
-    nrec = 0
-    rec_size = 0
-    fixed = 0
-    for var in ds.variables.values():
-        dims = var.dimensions
-        itemsize = var.dtype.itemsize if var.dtype != str else 1
-        # math.prod on Python ints: a corrupt header cannot overflow it.
-        n = math.prod(len(ds.dimensions[d]) for d in dims if not ds.dimensions[d].isunlimited())
-        if dims and ds.dimensions[dims[0]].isunlimited():
-            nrec = len(ds.dimensions[dims[0]])
-            rec_size += n * itemsize
-        else:
-            fixed += n * itemsize
-    return fixed + nrec * rec_size
+# Tags and type sizes of the classic format (netCDF "File Format Specification").
+_NC_DIMENSION, _NC_VARIABLE, _NC_ATTRIBUTE = 0x0A, 0x0B, 0x0C
+_TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 4, 6: 8, 7: 1, 8: 2, 9: 4, 10: 8, 11: 8}
+
+
+class _Header:
+    """Sequential big-endian reads of a classic header; a short read means truncation."""
+
+    def __init__(self, fh: BinaryIO, path: Path, version: int) -> None:
+        self.fh, self.path = fh, path
+        self.size_bytes = 8 if version == 5 else 4  # CDF-5 counts in 64-bit integers
+        self.offset_bytes = 4 if version == 1 else 8
+
+    def take(self, n: int) -> bytes:
+        data = self.fh.read(n)
+        if len(data) < n:
+            raise NotNetCDFError(self.path, "file is truncated inside its header")
+        return data
+
+    def uint(self, n: int) -> int:
+        return int.from_bytes(self.take(n), "big")
+
+    def count(self) -> int:
+        return self.uint(self.size_bytes)
+
+    def skip(self, n: int) -> None:
+        self.take(n + (-n) % 4)  # padded to 4 bytes
+
+    def tagged_list(self, tag: int) -> int:
+        found, n = self.uint(4), self.count()
+        if found not in (0, tag):
+            raise NotNetCDFError(self.path, f"corrupt header (tag {found:#x}, expected {tag:#x})")
+        return n
+
+    def attributes(self) -> None:
+        for _ in range(self.tagged_list(_NC_ATTRIBUTE)):
+            self.skip(self.count())  # name
+            nc_type = self.uint(4)
+            self.skip(self.count() * _TYPE_SIZES.get(nc_type, 1))
+
+
+def classic_expected_size(path: str | Path, nrec: int) -> int:
+    """The exact size of a classic (CDF-1, CDF-2 or CDF-5) file, header included.
+
+    The header is parsed for each variable's type, shape and ``begin`` offset; the file must
+    reach the end of the last value of the last fixed-size variable and of the last variable
+    of record ``nrec - 1``. Padding after the last value is not counted, so a writer that
+    omits it is not refused.
+
+    Parameters
+    ----------
+    path
+        The file.
+    nrec
+        Number of records (the unlimited dimension's length, as the library read it).
+
+    Raises
+    ------
+    NotNetCDFError
+        The header itself is cut short or corrupt.
+    """
+    p = Path(path)
+    with p.open("rb") as fh:
+        magic = fh.read(4)
+        if magic[:3] != b"CDF" or magic[3] not in (1, 2, 5):
+            raise NotNetCDFError(p, f"not a classic netCDF file (starts with {magic!r})")
+        h = _Header(fh, p, magic[3])
+        h.count()  # numrecs: taken from the library, which handles streaming files
+        dims: list[int | None] = []
+        for _ in range(h.tagged_list(_NC_DIMENSION)):
+            h.skip(h.count())
+            n = h.count()
+            dims.append(n if n else None)  # length 0 marks the record dimension
+        h.attributes()
+        shapes: list[tuple[bool, int, int]] = []  # (is a record variable, begin, data bytes)
+        for _ in range(h.tagged_list(_NC_VARIABLE)):
+            h.skip(h.count())
+            ids = [h.count() for _ in range(h.count())]
+            h.attributes()
+            itemsize = _TYPE_SIZES.get(h.uint(4), 1)
+            h.count()  # vsize: padded, and clipped for huge variables; recomputed below
+            begin = h.uint(h.offset_bytes)
+            lengths = [dims[i] if i < len(dims) else 0 for i in ids]
+            record = bool(lengths) and lengths[0] is None
+            data = math.prod(n or 1 for n in lengths[1 if record else 0 :]) * itemsize
+            shapes.append((record, begin, data))
+        end = fh.tell()
+    rec_size = sum(d + (-d) % 4 for r, _, d in shapes if r)
+    if sum(1 for r, _, _ in shapes if r) == 1:
+        rec_size = next(d for r, _, d in shapes if r)  # one record variable: no padding
+    ends = [end]
+    for record, begin, data in shapes:
+        if not record:
+            ends.append(begin + data)
+        elif nrec:
+            ends.append(begin + (nrec - 1) * rec_size + data)
+    return max(ends)
 
 
 @contextlib.contextmanager
