@@ -14,7 +14,7 @@ DimensionError            a dimension larger than any real file has, one that di
                           the header, or a variable with the wrong dimensions
 MissingVariableError      a required variable or attribute is absent
 GridMismatchError         wrong projection, or a grid that does not align
-DomainCoverageError       a WRF domain that does not cover the service grid
+DomainCoverageError       a grid or WRF domain that does not cover the service grid
 TimeCoverageError         hours missing or duplicated, or the wrong dates
 ConflictingInputError     two files hold the same hour with different values
 BadValueError             NaN, infinite or I/O API BADVAL3 values
@@ -76,8 +76,8 @@ class GridMismatchError(InputFileError):
     """The file's projection or grid does not match or align with the service grid."""
 
 
-class DomainCoverageError(InputFileError):
-    """The file's domain does not cover the whole service grid."""
+class DomainCoverageError(GridMismatchError):
+    """The file's domain (or grid) does not cover the whole service grid."""
 
 
 class TimeCoverageError(InputFileError):

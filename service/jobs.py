@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.artifact import ModelArtifactError
-from service.errors import InputFileError, MissingInputError
+from service.errors import DomainCoverageError, InputFileError, MissingInputError
 from service.forecast.check import ForecastValidationError, validate_forecast
 from service.forecast.model import Forecaster, load_forecaster
 from service.forecast.tensor import InputPaths, ModelInputs, assemble_inputs, find_input_paths
@@ -135,21 +135,29 @@ def _wide_tensor(
     paths: InputPaths,
     margin: int,
     grid_tensor: npt.NDArray[np.float32],
-) -> npt.NDArray[np.float32]:
-    """The inputs on the wider window a model with an input ``margin`` reads; where the files
-    do not cover it, ``grid_tensor`` (the model then repeats its edges), with a warning."""
+) -> tuple[npt.NDArray[np.float32], str | None]:
+    """The inputs on the wider window a model with an input ``margin`` reads, and a note.
+
+    Where the files' grids do not reach that far (:class:`DomainCoverageError`), the result
+    is ``grid_tensor`` (the model then repeats its edges) with a note saying so, for the
+    run's record. Any other problem in the margin's cells (NaN, BADVAL3, implausible values)
+    is raised, and fails the run as it would inside the grid.
+
+    Raises
+    ------
+    InputFileError
+        A problem other than coverage, naming the file and the problem.
+    """
     try:
         wide = assemble_inputs(date, settings, Grid(grid.spec.widened(margin)), paths=paths)
-    except InputFileError as exc:
-        log.warning(
-            "inputs for %s do not cover the model's margin of %d cells (%s); its edges are "
-            "repeated instead",
-            date,
-            margin,
-            public_message(exc),
+    except DomainCoverageError as exc:
+        note = (
+            f"the inputs do not cover the model's margin of {margin} cells "
+            f"({public_message(exc)}); its edges were repeated instead"
         )
-        return grid_tensor
-    return wide.tensor
+        log.warning("inputs for %s: %s", date, note)
+        return grid_tensor, note
+    return wide.tensor, None
 
 
 def run_daily_forecast(
@@ -172,6 +180,7 @@ def run_daily_forecast(
     timings: dict[str, float] = {}
     stage = "find_inputs"
     inputs: ModelInputs | None = None
+    notes: list[str] = []  # degradations of a run that still publishes, for its record
 
     def timed(name: str, fn: Callable[[], Any]) -> Any:
         nonlocal stage
@@ -193,16 +202,21 @@ def run_daily_forecast(
         model = timed("load_model", forecaster)
         tensor = inputs.tensor
         if model.card.margin:
-            tensor = timed(
+            tensor, note = timed(
                 "ingest_margin",
                 lambda: _wide_tensor(date, settings, grid, paths, model.card.margin, inputs.tensor),
             )
+            notes.extend([note] if note else [])
         pm25 = timed("predict", lambda: model.predict(tensor))
         stats = timed("validate", lambda: validate_forecast(pm25, grid))
-        timed("store", lambda: _store(sessions, run_id, inputs, pm25, stats, timings, model))
+        note = "; ".join(notes) or None
+        timed(
+            "store",
+            lambda: _store(sessions, run_id, inputs, pm25, stats, timings, model, note=note),
+        )
         _finish(sessions, run_id, timings=dict(timings))  # add the store's own duration
         log.info("forecast for %s published (run %d)", date, run_id)
-        return Outcome(run_id, date, RunStatus.SUCCEEDED, timings=timings)
+        return Outcome(run_id, date, RunStatus.SUCCEEDED, message=note or "", timings=timings)
     except InputsIncompleteError as exc:
         _finish(
             sessions, run_id, status=RunStatus.WAITING, stage=stage, error=str(exc), timings=timings
@@ -216,7 +230,10 @@ def run_daily_forecast(
         else:
             log.exception("forecast for %s failed at %s", date, stage)
         model_forecast = _published_model_run(sessions, date)
-        if inputs is not None and settings.cmaq_fallback and stage != "store":
+        # A bad input file (in the margin's cells, read after the grid's) is no model failure:
+        # CMAQ's own field from the same files is no better, so the run fails.
+        fallback = not isinstance(exc, InputFileError) and stage != "store"
+        if inputs is not None and settings.cmaq_fallback and fallback:
             if model_forecast is not None:
                 # A fallback is for dates with nothing better: never over a model forecast.
                 message += (
@@ -233,7 +250,7 @@ def run_daily_forecast(
                         stats,
                         timings,
                         None,
-                        note=f"model failed at {stage}: {message}",
+                        note="; ".join([f"model failed at {stage}: {message}", *notes]),
                     )
                     log.warning("published CMAQ's own PM2.5 for %s as a fallback", date)
                     return Outcome(
@@ -279,7 +296,11 @@ def _store(
     model: Forecaster | None,
     note: str | None = None,
 ) -> None:
-    """Write the field, the run's metadata and the publication in one transaction."""
+    """Write the field, the run's metadata and the publication in one transaction.
+
+    ``note`` says how a published run was degraded (a CMAQ fallback, a model margin filled
+    by repeated edges); it is kept in the run's ``error``, which the API's run record shows.
+    """
     files = [f.as_dict() for f in inputs.files]
     cmaq_init = min(
         (f.init_time for f in inputs.files if f.kind == "cmaq" and f.init_time), default=None

@@ -332,13 +332,14 @@ def test_the_daily_run_feeds_a_margin_model_its_wider_window(
     grid, paths = Grid(spec), find_inputs(DAY, settings)
     model = load_forecaster(str(settings.model_path), spec)
     inner = assemble_inputs(DAY, settings, grid, paths=paths).tensor
-    wide = _wide_tensor(DAY, settings, grid, paths, model.card.margin, inner)
-    assert wide.shape == shape
+    wide, note = _wide_tensor(DAY, settings, grid, paths, model.card.margin, inner)
+    assert wide.shape == shape and note is None
     np.testing.assert_array_equal(wide[:, m:-m, m:-m], inner)
     repeated = np.pad(inner, ((0, 0), (m, m), (m, m), (0, 0)), mode="edge")
     assert not np.array_equal(wide, repeated)  # the files' own values beyond the grid
 
     with caplog.at_level("WARNING", logger="service.jobs"):  # beyond what the CMAQ files cover
-        fallback = _wide_tensor(DAY, settings, grid, paths, 60, inner)
+        fallback, note = _wide_tensor(DAY, settings, grid, paths, 60, inner)
     np.testing.assert_array_equal(fallback, inner)
     assert "do not cover the model's margin of 60 cells" in caplog.text
+    assert note is not None and "edges were repeated" in note

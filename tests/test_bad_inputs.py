@@ -556,6 +556,18 @@ CASES = [
         _cmaq_from(lambda: _fields_with(no2=_set((0, 20, 20), BADVAL3))),
         ("variable 'NO2' has 1 BADVAL3", "ROW=20, COL=20"),
     ),
+    # the model's margin ring (FakeForecaster's card reads 4 cells beyond the grid): checked
+    # like the grid, never filled by repeated edges
+    Case(
+        "cmaq-nan-in-margin-ring",
+        _cmaq_from(lambda: _fields_with(pm25=_set((2, 3, 30), np.nan))),
+        ("variable 'PM2_5' has 1 NaN", "TSTEP=2, LAY=0, ROW=3, COL=30"),
+    ),
+    Case(
+        "cmaq-implausible-in-margin-ring",
+        _cmaq_from(lambda: _fields_with(pm10=_set((5, 40, 66), 1e6))),
+        ("'PM10'", "outside the plausible 0..5000", "ROW=40, COL=66"),
+    ),
     Case(
         "cmaq-negative",
         _cmaq_from(lambda: _fields_with(so2=_set((4, 50, 50), -0.001))),
@@ -700,6 +712,12 @@ CASES = [
         (W,),
     ),
     Case(
+        "wrf-infinite-psfc-in-margin-ring",
+        _edit("wrf", _value("PSFC", (6, 6, 41), np.inf)),
+        ("variable 'PSFC' has 1 infinite", "Time=6, south_north=6, west_east=41"),
+        (W,),
+    ),
+    Case(
         "wrf-t2-celsius-labelled-k",
         _edit("wrf", _scale("T2", 1.0, offset=-273.15)),
         ("'T2'", "look like another unit, degC labelled as K"),
@@ -816,6 +834,28 @@ def test_a_bad_input_fails_the_run_and_leaves_the_forecast_alone(
             assert pub is not None and pub.run_id == published.run_id
             field = s.get(RunField, published.run_id)
             assert field is not None and bytes(field.data) == published.field
+            run = s.get(Run, out.run_id)
+            assert run is not None and run.error == out.message
+    finally:
+        engine.dispose()
+
+
+def test_a_grid_short_of_the_models_margin_publishes_with_a_note_on_the_run(
+    env: tuple[Inbox, Settings],
+) -> None:
+    """Only missing coverage falls back to repeated edges, and the run's record says so."""
+    inbox, settings = env
+    spec = parent_spec(GridSpec(), 2, 2)  # holds the grid, but 2 of the model's 4 margin cells
+    _cmaq_from(lambda: sample_cmaq_fields(spec, _hours()), spec=spec)(inbox)
+    engine = make_engine(settings.database_url.get_secret_value())
+    try:
+        out = run_daily_forecast(
+            DAY, settings=settings, sessions=session_factory(engine), forecaster=FakeForecaster
+        )
+        assert out.status == RunStatus.SUCCEEDED and not out.fallback, out.message
+        assert "do not cover the model's margin of 4 cells" in out.message
+        assert inbox.cmaq.name in out.message and "edges were repeated" in out.message
+        with session_factory(engine)() as s:
             run = s.get(Run, out.run_id)
             assert run is not None and run.error == out.message
     finally:

@@ -16,6 +16,7 @@ import xarray as xr
 
 from service.errors import (
     BadValueError,
+    DomainCoverageError,
     GridMismatchError,
     ImplausibleValueError,
     NegativeValueError,
@@ -298,7 +299,9 @@ def ioapi_window(header: IoapiHeader, grid: Grid, path: str | Path) -> tuple[int
     Raises
     ------
     GridMismatchError
-        Wrong projection, cell size, misaligned or too small a grid.
+        Wrong projection, cell size or misaligned grid.
+    DomainCoverageError
+        A grid too small to contain the service grid (a subclass of the above).
     """
     s = grid.spec
     g = header.grid
@@ -338,7 +341,7 @@ def ioapi_window(header: IoapiHeader, grid: Grid, path: str | Path) -> tuple[int
         )
     r0, c0 = round(row_off), round(col_off)
     if r0 < 0 or c0 < 0 or r0 + s.nrows > g.nrows or c0 + s.ncols > g.ncols:
-        raise GridMismatchError(
+        raise DomainCoverageError(
             path,
             f"the {g.ncols} x {g.nrows} grid at ({g.xorig:g}, {g.yorig:g}) "
             f"does not contain the {s.ncols} x {s.nrows} service grid "
