@@ -69,6 +69,14 @@ class Feature:
         rain is zero everywhere).
     mixups
         Unit mistakes worth naming when the values are implausible.
+    day_mean_low
+        Lower bound of the mean of a whole forecast day (24 hours, every cell), checked once
+        the day is assembled from its files: stricter than ``mean_low``, which also holds
+        for the few hours one of several files may contribute (a clean hour can average far
+        less than a clean day).
+    typical_mean
+        A typical field mean, from which the factor of a unit mistake is estimated: a listed
+        mistake is named only if its factor is the nearest power of ten to that estimate.
     """
 
     name: str
@@ -82,6 +90,8 @@ class Feature:
     mean_low: float | None = None
     mean_high: float | None = None
     mixups: tuple[UnitMixup, ...] = ()
+    day_mean_low: float | None = None
+    typical_mean: float | None = None
 
     def plausible(self, low: float, high: float, mean: float) -> bool:
         """Whether a field with this minimum, maximum and mean is physically possible."""
@@ -93,22 +103,45 @@ class Feature:
         )
 
     def mixup_explaining(self, low: float, high: float, mean: float) -> UnitMixup | None:
-        """The first listed unit mistake whose correction makes the field plausible.
+        """The listed unit mistake whose correction makes the field plausible, if one does.
 
         A unit mistake moves the whole field, so one is named only when the field's mean is
         itself implausible; a few wild cells in a sound field are corruption, not units.
+        Where the feature has a :attr:`typical_mean`, a listed mistake is named only if its
+        factor is the power of ten nearest to ``typical_mean / mean``; otherwise the field is
+        said to be about that power of ten off, naming no unit (PM2.5 100 times too large is
+        no ng/m3 read as ug/m3, although dividing by 1000 would also make it plausible).
 
         >>> O3.mixup_explaining(0.00002, 0.00004, 0.00003).says
         'ppm labelled as ppb (1000 times too small)'
         >>> PM25.mixup_explaining(8.0, 1e5, 17.0) is None
         True
+        >>> PM25.mixup_explaining(500.0, 30000.0, 2500.0).says
+        'about 100 times too large (no common unit mistake is that factor)'
+        >>> PM25.mixup_explaining(0.001, 0.1, 0.005).says
+        'mg/m3 labelled as ug/m3 (1000 times too small)'
         """
         if self.plausible(mean, mean, mean):
             return None
+        nearest = None
+        if self.typical_mean is not None and mean > 0:
+            nearest = round(math.log10(self.typical_mean / mean))
         for m in self.mixups:
+            if nearest is not None and m.offset == 0 and round(math.log10(m.factor)) != nearest:
+                continue
             lo, hi = sorted((m.factor * low + m.offset, m.factor * high + m.offset))
             if self.plausible(lo, hi, m.factor * mean + m.offset):
                 return m
+        if nearest:
+            factor = 10.0**nearest
+            if self.plausible(factor * low, factor * high, factor * mean):
+                size = "small" if nearest > 0 else "large"
+                return UnitMixup(
+                    factor,
+                    0.0,
+                    f"about {10 ** abs(nearest):,} times too {size} "
+                    "(no common unit mistake is that factor)",
+                )
         return None
 
 
@@ -172,11 +205,15 @@ PM10 = Feature(
     0.0,
     5000.0,
     "Asian dust storms have pushed Korean hourly PM10 above 2,000 ug/m3; 5,000 is a hard cap. "
-    "A field averaging under 0.01 ug/m3 is zero-filled or in another unit.",
+    "Over Korea and its seas a day averages 5-100 ug/m3 (2-3 on the cleanest days, 1.5 in the "
+    "synthetic twin after a summer washout); a day averaging under 0.5 ug/m3 (a few hours "
+    "under 0.01) is zero-filled or in another unit, mg/m3 say.",
     "PM10 mass concentration",
     concentration=True,
     mean_low=0.01,
     mixups=MASS_MIXUPS,
+    day_mean_low=0.5,
+    typical_mean=25.0,
 )
 PM25 = Feature(
     "pm25",
@@ -185,11 +222,15 @@ PM25 = Feature(
     0.0,
     2000.0,
     "Korean hourly PM2.5 has reached about 500 ug/m3 at worst; 2,000 is a hard cap. "
-    "A field averaging under 0.01 ug/m3 is zero-filled or in another unit.",
+    "Over Korea and its seas a day averages 3-80 ug/m3 (2-3 on the cleanest days, 0.7 in the "
+    "synthetic twin after a summer washout); a day averaging under 0.3 ug/m3 (a few hours "
+    "under 0.01) is zero-filled or in another unit, mg/m3 say.",
     "PM2.5 mass concentration",
     concentration=True,
     mean_low=0.01,
     mixups=MASS_MIXUPS,
+    day_mean_low=0.3,
+    typical_mean=15.0,
 )
 TEMPERATURE = Feature(
     "temperature",
@@ -316,6 +357,8 @@ TARGET = Feature(
     concentration=True,
     mean_low=PM25.mean_low,
     mixups=PM25.mixups,
+    day_mean_low=PM25.day_mean_low,
+    typical_mean=PM25.typical_mean,
 )
 
 WRF_FEATURES: tuple[Feature, ...] = tuple(f for f in INPUT_FEATURES if f.source == "wrf")

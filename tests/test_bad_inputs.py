@@ -605,6 +605,16 @@ CASES = [
         ("'PM2_5'", "kg/m3 labelled as ug/m3"),
     ),
     Case(
+        "cmaq-pm25-mg-labelled-ug",
+        _edit("cmaq", _scale("PM2_5", 1e-3)),
+        ("'PM2_5'", "mg/m3 labelled as ug/m3"),
+    ),
+    Case(
+        "cmaq-pm10-a-hundredth",
+        _edit("cmaq", _scale("PM10", 1e-2)),
+        ("'PM10'", "about 100 times too small"),
+    ),
+    Case(
         "cmaq-co-mol-per-mol",
         _edit("cmaq", _scale("CO", 1.0, "mol/mol")),
         ("'CO' has units 'mol/mol'; expected ppmV or ppbV",),

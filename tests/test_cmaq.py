@@ -309,6 +309,44 @@ def test_unknown_units(tmp_path: Path, grid: Grid) -> None:
         read_cmaq([path], DAY, grid)
 
 
+@pytest.mark.parametrize(
+    ("factor", "words"),
+    [
+        (1e-3, "mg/m3 labelled as ug/m3 (1000 times too small)"),
+        (1e-2, "about 100 times too small (no common unit mistake"),
+    ],
+)
+def test_pm_a_thousand_or_a_hundred_times_too_small_fails_the_day(
+    tmp_path: Path, grid: Grid, factor: float, words: str
+) -> None:
+    f = _fields()
+    f["pm25"] = f["pm25"] * factor
+    path = _write(tmp_path / "small.nc", f)
+    with pytest.raises(WrongUnitsError) as info:
+        read_cmaq([path], DAY, grid)
+    assert "small.nc" in str(info.value) and "'PM2_5'" in str(info.value)
+    assert words in str(info.value) and "far below any real value (at least 0.3)" in str(info.value)
+
+
+def test_pm_a_hundred_times_too_large_names_no_unit(tmp_path: Path, grid: Grid) -> None:
+    f = _fields()
+    f["pm25"] = f["pm25"] * 100
+    with pytest.raises(ImplausibleValueError) as info:
+        read_cmaq([_write(tmp_path / "large.nc", f)], DAY, grid)
+    assert "'PM2_5'" in str(info.value) and "ng/m3" not in str(info.value)
+
+
+def test_a_clean_day_of_pm_passes(tmp_path: Path, grid: Grid) -> None:
+    """A day as clean as the synthetic twin's cleanest (0.7 ug/m3 PM2.5, 1.5 PM10, after a
+    summer washout) is good data, hours far cleaner than the day included."""
+    f = _fields()
+    for name, target in (("pm25", 0.6), ("pm10", 1.2)):
+        f[name] = f[name] * np.float32(target / f[name][:, 7:-7, 4:-4].mean())
+        f[name][:6] *= np.float32(0.05)  # the first hours averaging a few hundredths
+    out = read_cmaq([_write(tmp_path / "clean.nc", f)], DAY, grid)
+    assert 0.3 < float(out.data["pm25"].mean()) < 0.7
+
+
 def test_pm10_below_pm25_is_a_warning_not_a_failure(tmp_path: Path, grid: Grid) -> None:
     f = _fields()
     f["pm10"][3, 30:32, 30:32] = f["pm25"][3, 30:32, 30:32] - 5

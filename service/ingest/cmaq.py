@@ -52,6 +52,7 @@ from service.ingest.common import (
     KST,
     SourceFields,
     Where,
+    check_day,
     check_missing,
     check_plausible,
     file_record,
@@ -219,6 +220,9 @@ def read_ioapi_day(
                 label, f"{len(missing)} of the 24 hours of {date} KST are missing: {shown}{more}"
             )
         fields = _read_fields(files, needed, grid, species)
+        for sp in species:
+            name = next((n for n in sp.names if n in files[0].ds.variables), sp.names[0])
+            check_day(fields[sp.feature.name], sp.feature, label, name, needed)
         records = [file_record(f.path, kind, f.times[0]) for f in files]
     if "pm10" in fields and "pm25" in fields:
         warn_pm10_below_pm25(fields["pm10"], fields["pm25"], label)

@@ -6,7 +6,7 @@ import datetime as dt
 import hashlib
 import warnings
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import SupportsInt
 
@@ -267,6 +267,31 @@ def check_plausible(
             f"{subject} {problem}: the values look like another unit, {mixup.says}. {feature.why}",
         )
     raise ImplausibleValueError(path, f"{subject} {problem}. {feature.why}")
+
+
+def check_day(
+    values: npt.NDArray[np.floating],
+    feature: Feature,
+    path: str | Path,
+    variable: str,
+    times: Sequence[dt.datetime],
+) -> None:
+    """Check the mean of a whole assembled day against the feature's ``day_mean_low``.
+
+    Each file's values were checked on their own (:func:`check_plausible`) against bounds
+    that must also hold for the few hours one of several files may hold; a whole day is
+    held to the stricter bound, which catches PM in mg/m3 labelled ug/m3 (or 100 times too
+    small) that a single clean hour could not tell apart.
+
+    Raises
+    ------
+    WrongUnitsError, ImplausibleValueError
+        As :func:`check_plausible`, naming ``path`` (the file, or the day's files).
+    """
+    if feature.day_mean_low is None:
+        return
+    day = replace(feature, mean_low=max(feature.day_mean_low, feature.mean_low or 0.0))
+    check_plausible(values, day, path, variable, on_service_grid(times))
 
 
 def warn_pm10_below_pm25(
