@@ -22,7 +22,7 @@ NegativeValueError        negative concentrations
 ImplausibleValueError     values outside the feature's plausible range
 WrongUnitsError           implausible values that would be plausible in another unit
 UnitError                 units that are unknown or wrong for the variable
-PM10BelowPM25Warning      a warning, not an error: PM10 < PM2.5 somewhere
+PM10BelowPM25Error        PM10 below PM2.5 in most cell-hours (swapped variables?)
 ========================  ==========================================================
 """
 
@@ -108,5 +108,6 @@ class UnitError(InputFileError):
     """Units that are unknown or not convertible to the canonical unit."""
 
 
-class PM10BelowPM25Warning(UserWarning):
-    """PM10 is below PM2.5 in some cells: physically inconsistent, but usable."""
+class PM10BelowPM25Error(ImplausibleValueError):
+    """PM10 is below PM2.5 in most cell-hours: PM10 includes PM2.5, so the variables are
+    swapped or one is wrong. A few such cells are only logged (models round and mix)."""

@@ -29,6 +29,7 @@ from service.forecast.check import ForecastValidationError, validate_forecast
 from service.forecast.model import Forecaster, load_forecaster
 from service.forecast.tensor import InputPaths, ModelInputs, assemble_inputs, find_input_paths
 from service.grid import Grid
+from service.ingest.common import warnings_once
 from service.settings import Settings
 from service.storage import repository as repo
 from service.storage.db import transaction
@@ -174,6 +175,19 @@ def run_daily_forecast(
     Idempotent: a re-run opens a new attempt; success replaces the published field
     atomically; failure leaves the previous publication in place.
     """
+    with warnings_once():  # a margin model's window rereads the files: warn about them once
+        return _run(date, settings, sessions, forecaster, trigger, grid)
+
+
+def _run(
+    date: dt.date,
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    forecaster: Callable[[], Forecaster] | None,
+    trigger: str,
+    grid: Grid | None,
+) -> Outcome:
+    """:func:`run_daily_forecast`'s work."""
     grid = grid or Grid(settings.grid)
     forecaster = forecaster or (lambda: load_forecaster(str(settings.model_path), grid.spec))
     run_id = _open_attempt(sessions, date, trigger)

@@ -583,6 +583,11 @@ CASES = [
         _cmaq_from(lambda: _fields_with(pm25=_set((1, 30, 31), 1e5))),
         ("'PM2_5'", "outside the plausible 0..2000"),
     ),
+    Case(
+        "cmaq-pm10-below-pm25-everywhere",
+        _cmaq_from(lambda: _fields_with(pm10=lambda a: a * 0.5)),
+        ("PM10 is below PM2.5 in ", "cell-hours", "swapped"),
+    ),
     # units
     Case(
         "cmaq-o3-ppm-labelled-ppbv",

@@ -21,7 +21,7 @@ from service.errors import (
     MissingVariableError,
     NegativeValueError,
     NotNetCDFError,
-    PM10BelowPM25Warning,
+    PM10BelowPM25Error,
     TimeCoverageError,
     UnitError,
     WrongUnitsError,
@@ -347,13 +347,58 @@ def test_a_clean_day_of_pm_passes(tmp_path: Path, grid: Grid) -> None:
     assert 0.3 < float(out.data["pm25"].mean()) < 0.7
 
 
-def test_pm10_below_pm25_is_a_warning_not_a_failure(tmp_path: Path, grid: Grid) -> None:
+def test_pm10_below_pm25_in_a_few_cells_is_logged_not_a_failure(
+    tmp_path: Path, grid: Grid, caplog: pytest.LogCaptureFixture
+) -> None:
     f = _fields()
     f["pm10"][3, 30:32, 30:32] = f["pm25"][3, 30:32, 30:32] - 5
     path = _write(tmp_path / "pm.nc", f)
-    with pytest.warns(PM10BelowPM25Warning, match=r"pm.nc: PM10 is below PM2.5 in 4 of"):
+    with caplog.at_level("WARNING", logger="service.ingest.common"):
         out = read_cmaq([path], DAY, grid)
     assert out.data["pm10"].shape == (24, 68, 59)
+    assert "pm.nc: PM10 is below PM2.5 in 4 of 96,288 cell-hours (0%" in caplog.text
+    assert "used as they are" in caplog.text
+
+
+@pytest.mark.parametrize("how", ["swapped", "pm25-times-3"])
+def test_pm10_below_pm25_in_most_cells_fails_the_file(tmp_path: Path, grid: Grid, how: str) -> None:
+    f = _fields()
+    if how == "swapped":
+        f["pm10"], f["pm25"] = f["pm25"], f["pm10"]
+    else:
+        f["pm25"] = f["pm25"] * 3
+    path = _write(tmp_path / "pm.nc", f)
+    with pytest.raises(PM10BelowPM25Error) as info:
+        read_cmaq([path], DAY, grid)
+    message = str(info.value)
+    assert message.startswith(f"{path}: PM10 is below PM2.5 in ") and "swapped" in message
+    share = int(message.split("cell-hours (")[1].split("%")[0])
+    assert share > 50
+
+
+def test_a_warning_about_the_same_file_is_logged_once_per_run(
+    tmp_path: Path, grid: Grid, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A run reads its files for the grid and again for a model's margin: one warning."""
+    from service.ingest.common import warnings_once
+
+    f = _fields()
+    f["pm10"][3, 30:32, 30:32] = f["pm25"][3, 30:32, 30:32] - 5
+    path = _write(tmp_path / "pm.nc", f)
+    foreign = tmp_path / "terrain.nc"
+    with netCDF4.Dataset(foreign, "w") as ds:
+        ds.createDimension("x", 2)
+        ds.createVariable("height", "f4", ("x",))[:] = [1.0, 2.0]
+    with caplog.at_level("WARNING", logger="service.ingest"), warnings_once():
+        read_cmaq([path, foreign], DAY, grid)
+        read_cmaq([path, foreign], DAY, grid)
+    assert caplog.text.count("PM10 is below PM2.5") == 1
+    assert caplog.text.count("terrain.nc: skipped") == 1
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="service.ingest"):  # outside a run: every time
+        read_cmaq([path], DAY, grid)
+        read_cmaq([path], DAY, grid)
+    assert caplog.text.count("PM10 is below PM2.5") == 2
 
 
 def test_every_error_names_the_file(tmp_path: Path, grid: Grid) -> None:

@@ -55,11 +55,12 @@ from service.ingest.common import (
     check_day,
     check_missing,
     check_plausible,
+    check_pm10_above_pm25,
     file_record,
     forecast_hours,
     ioapi_window,
     to_dataset,
-    warn_pm10_below_pm25,
+    warn_once,
 )
 
 log = logging.getLogger(__name__)
@@ -127,7 +128,8 @@ def _open_ioapi(
     stack.callback(ds.close)
     names = {n for sp in species for n in sp.names}
     if not looks_like_ioapi(ds) and not names & set(ds.variables):
-        log.warning(
+        warn_once(
+            log,
             "%s: skipped: a netCDF file but not I/O API output (no TFLAG, no I/O API "
             "attributes or dimensions, none of the variables %s)",
             path,
@@ -225,7 +227,7 @@ def read_ioapi_day(
             check_day(fields[sp.feature.name], sp.feature, label, name, needed)
         records = [file_record(f.path, kind, f.times[0]) for f in files]
     if "pm10" in fields and "pm25" in fields:
-        warn_pm10_below_pm25(fields["pm10"], fields["pm25"], label)
+        check_pm10_above_pm25(fields["pm10"], fields["pm25"], label)
     features = {sp.feature.name: sp.feature for sp in species}
     return SourceFields(to_dataset(fields, needed, features, kind), tuple(records))
 

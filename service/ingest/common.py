@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import datetime as dt
 import hashlib
-import warnings
-from collections.abc import Iterable, Sequence
+import logging
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import SupportsInt
@@ -20,7 +22,7 @@ from service.errors import (
     GridMismatchError,
     ImplausibleValueError,
     NegativeValueError,
-    PM10BelowPM25Warning,
+    PM10BelowPM25Error,
     WrongUnitsError,
 )
 from service.features import Feature
@@ -29,6 +31,37 @@ from service.grid import Grid
 from service.timeaxis import KST as KST  # the readers' messages name KST hours
 from service.timeaxis import UTC
 from service.timeaxis import forecast_hours as forecast_hours  # the readers' valid times
+
+log = logging.getLogger(__name__)
+
+# Warnings already logged in the current unit of work (see :func:`warnings_once`).
+_logged: contextvars.ContextVar[set[str] | None] = contextvars.ContextVar("logged", default=None)
+
+
+@contextlib.contextmanager
+def warnings_once() -> Iterator[None]:
+    """Within the block, :func:`warn_once` logs each distinct warning once.
+
+    A run reads the same files twice (the service grid, then a model's wider window); what
+    the files hold (a skipped stray, PM10 below PM2.5 in a few cells) is said once.
+    """
+    token = _logged.set(set())
+    try:
+        yield
+    finally:
+        _logged.reset(token)
+
+
+def warn_once(logger: logging.Logger, msg: str, *args: object) -> None:
+    """``logger.warning(msg, *args)``, unless the same warning was logged already inside
+    :func:`warnings_once` (outside it, always)."""
+    seen = _logged.get()
+    if seen is not None:
+        key = f"{logger.name}:{msg % args}"
+        if key in seen:
+            return
+        seen.add(key)
+    logger.warning(msg, *args)
 
 
 @dataclass(frozen=True)
@@ -294,24 +327,42 @@ def check_day(
     check_plausible(values, day, path, variable, on_service_grid(times))
 
 
-def warn_pm10_below_pm25(
+#: The share of cell-hours with PM10 below PM2.5 beyond which a file is refused: more than
+#: half means the variables are swapped or one is scaled wrongly, not model noise.
+PM10_BELOW_PM25_MAX_SHARE = 0.5
+
+
+def check_pm10_above_pm25(
     pm10: npt.NDArray[np.floating], pm25: npt.NDArray[np.floating], path: str | Path
 ) -> int:
-    """Warn (:class:`PM10BelowPM25Warning`) where PM10 < PM2.5; return the count of such values.
+    """Check PM10 >= PM2.5; return the number of cell-hours where it is not.
 
-    A tolerance of 0.01 ug/m3 absorbs float32 rounding of equal values.
+    A tolerance of 0.01 ug/m3 absorbs float32 rounding of equal values. A small share of
+    inverted cell-hours is logged as a warning and the values are used; more than
+    :data:`PM10_BELOW_PM25_MAX_SHARE` fails the file.
+
+    Raises
+    ------
+    PM10BelowPM25Error
+        PM10 below PM2.5 in more than half of the cell-hours.
     """
     below = pm10 < pm25 - 0.01
     count = int(below.sum())
-    if count:
-        worst = float((pm25 - pm10).max())
-        warnings.warn(
-            PM10BelowPM25Warning(
-                f"{path}: PM10 is below PM2.5 in {count} of {below.size} cell-hours "
-                f"(by up to {worst:.3g} ug/m3); the values are used as they are"
-            ),
-            stacklevel=2,
+    if not count:
+        return 0
+    share = count / below.size
+    worst = float((pm25 - pm10).max())
+    said = (
+        f"PM10 is below PM2.5 in {count:,} of {below.size:,} cell-hours ({share:.0%}, "
+        f"by up to {worst:.3g} ug/m3)"
+    )
+    if share > PM10_BELOW_PM25_MAX_SHARE:
+        raise PM10BelowPM25Error(
+            path,
+            f"{said}: PM10 includes PM2.5, so the variables are swapped or one is in the "
+            "wrong unit",
         )
+    warn_once(log, "%s: %s; the values are used as they are", path, said)
     return count
 
 
