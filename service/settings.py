@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: Where the shipped models live: one folder per model (``model.keras`` and its ``card.json``).
@@ -104,6 +104,28 @@ class Settings(BaseSettings):
     api_cache_seconds: float = 5.0
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     """Level of the service's logs (every process; ``pm25 -v`` forces DEBUG)."""
+
+    @field_validator("cmaq_template", "wrf_template", "analysis_template")
+    @classmethod
+    def _template_formats(cls, template: str) -> str:
+        """A path template must format with the fields the resolver passes (``date`` and
+        ``run_date``, see :func:`service.forecast.tensor.resolve_inputs`) into a relative
+        glob pattern; a mistake fails at start, not at the first run."""
+        day = dt.date(2024, 1, 9)
+        try:
+            pattern = template.format(date=day, run_date=day - dt.timedelta(days=1))
+        except KeyError as exc:
+            raise ValueError(
+                f"{template!r} names the field {exc}; templates may use {{date}} and "
+                "{run_date} (e.g. cmaq/{date:%Y%m%d}/*.nc)"
+            ) from None
+        except (IndexError, ValueError, AttributeError, TypeError) as exc:
+            raise ValueError(
+                f"{template!r} is not a valid format string ({exc}); e.g. cmaq/{{date:%Y%m%d}}/*.nc"
+            ) from None
+        if not pattern.strip() or Path(pattern).is_absolute():
+            raise ValueError(f"{template!r} must name files relative to the inbox")
+        return template
 
     @property
     def run_lease(self) -> dt.timedelta:

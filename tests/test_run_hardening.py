@@ -210,6 +210,26 @@ def test_invalid_settings_are_one_line(monkeypatch) -> None:  # type: ignore[no-
     assert code == 1 and "PM25_SCHEDULE_TIME_KST" in out and "Traceback" not in out
 
 
+@pytest.mark.parametrize(
+    ("name", "template", "words"),
+    [
+        ("PM25_CMAQ_TEMPLATE", "cmaq/{date:%Y%m%d/*.nc", "not a valid format string"),
+        ("PM25_CMAQ_TEMPLATE", "cmaq/{day}/*.nc", "names the field 'day'"),
+        ("PM25_WRF_TEMPLATE", "wrf/{run_date:%Y%m%d}/{0}", "not a valid format string"),
+        ("PM25_ANALYSIS_TEMPLATE", "/data/analysis/{date:%Y%m%d}/*.nc", "relative to the inbox"),
+    ],
+)
+def test_a_malformed_path_template_is_one_line_before_any_run(  # type: ignore[no-untyped-def]
+    tmp_path: Path, monkeypatch, name: str, template: str, words: str
+) -> None:
+    url = f"sqlite:///{tmp_path}/pm25.sqlite"
+    code, out = _cli({name: template, "PM25_DATABASE_URL": url}, "run", "--date", "2024-01-09",
+                     monkeypatch=monkeypatch)  # fmt: skip
+    assert code == 1 and out.startswith(f"Error: invalid settings: {name}: ") and words in out
+    assert len(out.strip().splitlines()) == 1 and "Traceback" not in out
+    assert not (tmp_path / "pm25.sqlite").exists()  # no database touched, no run opened
+
+
 def test_debug_shows_the_traceback(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     code, _ = _cli(
         {"PM25_DATABASE_URL": f"sqlite:///{tmp_path}/new.sqlite"},
