@@ -9,7 +9,9 @@ exception                 raised when
 ========================  ==========================================================
 MissingInputError         no file matches a path template, a path does not exist, or a
                           symbolic link points nowhere
-NotNetCDFError            the file is empty, truncated, a directory, or not netCDF at all
+NotNetCDFError            the file is empty, truncated, a directory, a symbolic link loop, or
+                          not netCDF at all
+UnreadableInputError      a file or folder that exists but cannot be read (permissions)
 DimensionError            a dimension larger than any real file has, one that disagrees with
                           the header, or a variable with the wrong dimensions
 MissingVariableError      a required variable or attribute is absent
@@ -58,6 +60,10 @@ class MissingInputError(InputFileError):
 
 class NotNetCDFError(InputFileError):
     """The file is empty, truncated or not a netCDF file."""
+
+
+class UnreadableInputError(InputFileError):
+    """A file or folder exists but cannot be read (permission denied): waiting will not help."""
 
 
 class DimensionError(InputFileError):

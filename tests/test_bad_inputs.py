@@ -670,6 +670,12 @@ CASES = [
         ("CCTM_ACONC_extra.nc",),
         RunStatus.WAITING,
     ),
+    Case(
+        "cmaq-symlink-loop",
+        _stray("loop.nc", lambda p: p.symlink_to(p.name)),
+        ("is a symbolic link loop",),
+        ("loop.nc",),
+    ),
     # WRF
     Case(
         "wrf-50-million-records",
@@ -875,6 +881,30 @@ def test_a_grid_short_of_the_models_margin_publishes_with_a_note_on_the_run(
             assert run is not None and run.error == out.message
     finally:
         engine.dispose()
+
+
+def test_an_unreadable_input_folder_fails_the_run_instead_of_waiting(
+    env: tuple[Inbox, Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inbox, settings = env
+    folder = inbox.root / CMAQ_DIR
+    scandir = os.scandir
+
+    def denied(path: str | os.PathLike[str] = ".") -> object:  # as chmod 000 (tests run as root)
+        if Path(path) == folder:
+            raise PermissionError(13, "Permission denied", str(path))
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", denied)
+    engine = make_engine(settings.database_url.get_secret_value())
+    try:
+        out = run_daily_forecast(
+            DAY, settings=settings, sessions=session_factory(engine), forecaster=FakeForecaster
+        )
+    finally:
+        engine.dispose()
+    assert out.status == RunStatus.FAILED
+    assert out.message == f"{folder}: cannot be read: Permission denied"
 
 
 def test_the_corpus_is_large_and_every_case_distinct() -> None:

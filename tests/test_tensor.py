@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,12 @@ import pytest
 from click.testing import CliRunner
 
 from service.cli import main
-from service.errors import MissingInputError, TimeCoverageError
+from service.errors import (
+    MissingInputError,
+    NotNetCDFError,
+    TimeCoverageError,
+    UnreadableInputError,
+)
 from service.features import FEATURE_NAMES
 from service.forecast.tensor import assemble_inputs, load_truth, resolve_inputs
 from service.settings import GridSpec, Settings
@@ -62,6 +68,45 @@ def test_templates_use_the_run_date_and_skip_partial_files(tmp_path: Path) -> No
     (tmp_path / "20240108" / "c.nc.part").write_bytes(b"x")
     found = resolve_inputs(tmp_path, "{run_date:%Y%m%d}/*", DAY)
     assert [p.name for p in found] == ["a.nc"]
+
+
+@pytest.mark.parametrize("hops", [1, 2])
+def test_a_symbolic_link_loop_is_a_file_error(tmp_path: Path, hops: int) -> None:
+    (tmp_path / "20240109").mkdir()
+    names = [tmp_path / "20240109" / f"loop{k}.nc" for k in range(hops)]
+    for k, link in enumerate(names):
+        link.symlink_to(names[(k + 1) % hops].name)
+    with pytest.raises(NotNetCDFError, match=r"loop0.nc: is a symbolic link loop"):
+        resolve_inputs(tmp_path, "{date:%Y%m%d}/*.nc", DAY)
+
+
+def _deny(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
+    """Make listing ``folder`` fail as ``chmod 000`` does (tests may run as root)."""
+    scandir = os.scandir
+
+    def denied(path: str | os.PathLike[str] = ".") -> object:
+        if Path(path) == folder:
+            raise PermissionError(13, "Permission denied", str(path))
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", denied)
+
+
+@pytest.mark.parametrize("which", ["cmaq", "cmaq/20240109"])
+def test_an_unreadable_folder_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, which: str
+) -> None:
+    (tmp_path / "cmaq" / "20240109").mkdir(parents=True)
+    (tmp_path / "cmaq" / "20240109" / "a.nc").write_bytes(b"x")
+    _deny(monkeypatch, tmp_path / which)
+    with pytest.raises(UnreadableInputError) as info:
+        resolve_inputs(tmp_path, "cmaq/{date:%Y%m%d}/*.nc", DAY)
+    assert str(info.value) == f"{tmp_path / which}: cannot be read: Permission denied"
+
+
+def test_a_folder_not_there_yet_is_still_missing(tmp_path: Path) -> None:
+    with pytest.raises(MissingInputError, match="no file matches"):
+        resolve_inputs(tmp_path, "cmaq/{date:%Y%m%d}/*.nc", DAY)
 
 
 def test_a_day_the_inbox_does_not_hold(settings: Settings, tmp_path: Path) -> None:

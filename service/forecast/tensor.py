@@ -7,13 +7,15 @@ model card records and checks at load time.
 from __future__ import annotations
 
 import datetime as dt
+import glob
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
-from service.errors import MissingInputError
+from service.errors import MissingInputError, UnreadableInputError
 from service.features import FEATURE_NAMES, INPUT_FEATURES
 from service.formats.netcdf import require_file
 from service.grid import Grid
@@ -34,7 +36,9 @@ def resolve_inputs(inbox: str | Path, template: str, date: dt.date) -> list[Path
     MissingInputError
         No file matches, or a match is a symbolic link whose target does not exist (yet).
     NotNetCDFError
-        A match is a directory or another kind of non-file.
+        A match is a directory, another kind of non-file, or a symbolic link loop.
+    UnreadableInputError
+        A folder on the way to the files cannot be read (permission denied).
 
     Examples
     --------
@@ -45,6 +49,7 @@ def resolve_inputs(inbox: str | Path, template: str, date: dt.date) -> list[Path
     """
     pattern = template.format(date=date, run_date=date - dt.timedelta(days=1))
     full = Path(inbox) / pattern
+    check_folders_readable(Path(inbox), pattern)  # glob skips what it cannot read
     matches = sorted(
         p for p in Path(inbox).glob(pattern) if not p.name.startswith(".") and p.suffix != ".part"
     )
@@ -55,6 +60,27 @@ def resolve_inputs(inbox: str | Path, template: str, date: dt.date) -> list[Path
             full, f"no file matches (template {template!r} for {date} in inbox {inbox})"
         )
     return matches
+
+
+def check_folders_readable(inbox: Path, pattern: str) -> None:
+    """Raise :class:`UnreadableInputError` if a folder the pattern names cannot be listed.
+
+    The folders checked are the inbox and those of the pattern's leading parts without
+    wildcards (``cmaq/20240110`` of ``cmaq/20240110/*.nc``); a folder that does not exist
+    (yet) is left to the caller, which waits for it.
+    """
+    folder = inbox
+    for part in ("", *Path(pattern).parts[:-1]):
+        if glob.has_magic(part):
+            return
+        folder = folder / part if part else folder
+        try:
+            with os.scandir(folder):
+                pass
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        except OSError as exc:
+            raise UnreadableInputError(folder, f"cannot be read: {exc.strerror or exc}") from None
 
 
 @dataclass(frozen=True)

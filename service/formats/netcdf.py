@@ -9,6 +9,7 @@ of its compressed chunks before reading data, and read only the slices they need
 from __future__ import annotations
 
 import contextlib
+import errno
 import math
 import os
 import tempfile
@@ -38,9 +39,16 @@ def require_file(path: str | Path) -> Path:
     MissingInputError
         Nothing there, or a symbolic link whose target does not exist (yet).
     NotNetCDFError
-        A directory, or a device, pipe or socket.
+        A directory, a device, pipe or socket, or a symbolic link loop.
     """
     p = Path(path)
+    try:
+        p.stat()
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise NotNetCDFError(
+                p, f"is a symbolic link loop ({p} -> {p.readlink()} never reaches a file)"
+            ) from None
     if p.is_symlink() and not p.exists():
         raise MissingInputError(
             p, f"is a symbolic link to {p.readlink()}, which does not exist (a dangling link)"
