@@ -401,6 +401,26 @@ def test_a_warning_about_the_same_file_is_logged_once_per_run(
     assert caplog.text.count("PM10 is below PM2.5") == 2
 
 
+def test_var_list_naming_a_variable_the_file_lacks_is_refused(tmp_path: Path, grid: Grid) -> None:
+    from .badfiles import copy_netcdf
+
+    path = copy_netcdf(_write(tmp_path / "a.nc"), tmp_path / "lying.nc", skip=("SO2",))
+    with pytest.raises(MissingVariableError) as info:
+        read_cmaq([path], DAY, grid)
+    assert str(info.value) == (
+        f"{path}: VAR-LIST names SO2 but the file has no such variable "
+        "(it has CO, O3, NO2, PM10, PM2_5)"
+    )
+
+
+def test_a_missing_species_lists_the_files_own_variables(tmp_path: Path, grid: Grid) -> None:
+    f = {k: v for k, v in _fields().items() if k != "so2"}
+    path = _write(tmp_path / "noso2.nc", f)
+    with pytest.raises(MissingVariableError) as info:
+        read_cmaq([path], DAY, grid)
+    assert "looked for SO2; the file has CO, O3, NO2, PM10, PM2_5)" in str(info.value)
+
+
 def test_every_error_names_the_file(tmp_path: Path, grid: Grid) -> None:
     src = _write(tmp_path / "ok.nc")
     target = tmp_path / "renamed-file.nc"

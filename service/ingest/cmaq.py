@@ -140,6 +140,13 @@ def _open_ioapi(
     check_complete(ds, path)
     header = read_header(ds, path)
     check_layout(ds, header, path)
+    absent = [n for n in header.var_list if n not in ds.variables]
+    if absent:
+        raise MissingVariableError(
+            path,
+            f"VAR-LIST names {', '.join(absent)} but the file has no such variable "
+            f"(it has {_data_variables(ds)})",
+        )
     window = ioapi_window(header, grid, path)
     if header.tstep != 10000:
         raise TimeCoverageError(path, f"TSTEP is {header.tstep}, expected 10000 (hourly steps)")
@@ -263,6 +270,11 @@ def _read_fields(
     return out
 
 
+def _data_variables(ds: netCDF4.Dataset) -> str:
+    """The file's own variables, ``TFLAG`` aside, for messages."""
+    return ", ".join(n for n in ds.variables if n != "TFLAG") or "none"
+
+
 def _read_species(
     f: _IoapiFile, sp: Species, steps: list[int], grid: Grid
 ) -> tuple[str, npt.NDArray[np.float32]]:
@@ -272,7 +284,7 @@ def _read_species(
         raise MissingVariableError(
             f.path,
             f"variable for {sp.feature.long_name} is missing (looked for "
-            f"{' or '.join(sp.names)}; the file has {', '.join(f.header.var_list)})",
+            f"{' or '.join(sp.names)}; the file has {_data_variables(f.ds)})",
         )
     var = check_variable(f.ds, f.path, name, DATA_DIMENSIONS)
     units = var.getncattr("units") if "units" in var.ncattrs() else ""
