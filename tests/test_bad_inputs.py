@@ -351,6 +351,18 @@ def _times(k: int, text: str) -> Callable[[netCDF4.Dataset], None]:
     return change
 
 
+def _swap_records(a: int, b: int) -> Callable[[netCDF4.Dataset], None]:
+    """Swap two records' Times (the data stay): every hour present, out of order."""
+
+    def change(ds: netCDF4.Dataset) -> None:
+        times = ds.variables["Times"]
+        times.set_auto_chartostring(False)
+        first, second = times[a].copy(), times[b].copy()
+        times[a], times[b] = second, first
+
+    return change
+
+
 def _wrf_rewrite(
     domain: WrfDomain | None = None, shift_days: int = 0, records: slice = slice(None)
 ) -> Make:
@@ -696,6 +708,14 @@ CASES = [
         "wrf-times-garbage",
         _edit("wrf", _times(3, "2024-13-45_99:00:00")),
         ("Times[3] = '2024-13-45_99:00:00' is not a WRF time",),
+        (W,),
+    ),
+    Case(
+        "wrf-two-records-swapped",
+        _edit("wrf", _swap_records(3, 4)),
+        (
+            "records out of order: Times[4] = 2024-01-08_17:00:00 comes after Times[3] = 2024-01-08_18",
+        ),
         (W,),
     ),
     Case("wrf-times-three-days-early", _wrf_rewrite(shift_days=-3), ("wrong dates",), (W,)),

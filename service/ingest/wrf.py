@@ -211,6 +211,7 @@ def read_wrf_records(
             repeated = [t for t, n in Counter(ftimes).items() if n > 1]
             if repeated:
                 raise TimeCoverageError(path, f"time {repeated[0]:%Y-%m-%d_%H:%M:%S} appears twice")
+            _check_increasing(ftimes, path)
             shape = (sizes["south_north"], sizes["west_east"])
             if fi == 0:
                 crs = wrf_crs(ds, path)
@@ -255,6 +256,22 @@ def read_wrf_records(
             )
         out = _read_variables(files, handles, holders, wanted, box) if wanted else {}
     return WrfRecords(label, wanted, attrs, xlat, xlong, crs, out, init_times)
+
+
+def _check_increasing(times: list[dt.datetime], path: Path) -> None:
+    """Raise :class:`TimeCoverageError` unless ``Times`` increases from record to record.
+
+    Rain is differenced between consecutive records, so records out of order (two swapped,
+    say) would give wrong hourly rain even though every hour is present. The step is not
+    checked here (real files may be 3-hourly); the day's reader asks for each hour it needs.
+    """
+    for k in range(1, len(times)):
+        if times[k] <= times[k - 1]:
+            raise TimeCoverageError(
+                path,
+                f"records out of order: Times[{k}] = {times[k]:%Y-%m-%d_%H:%M:%S} comes after "
+                f"Times[{k - 1}] = {times[k - 1]:%Y-%m-%d_%H:%M:%S}; times must increase",
+            )
 
 
 def _coordinates(
