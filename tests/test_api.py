@@ -246,3 +246,10 @@ def test_the_api_never_imports_tensorflow(tmp_path: Path) -> None:
         cwd=Path(__file__).resolve().parents[1],
     )
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_no_page_loads_a_script_from_a_cdn(served) -> None:  # type: ignore[no-untyped-def]
+    client, _, _ = served
+    assert client.get("/redoc").status_code == 404
+    docs = client.get("/docs").text
+    assert "cdn." not in docs and "https://" not in docs.split("<body>")[0]

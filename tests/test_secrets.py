@@ -140,3 +140,17 @@ def test_database_errors_reach_neither_the_client_nor_the_log(
                     assert leak not in r.text, (path, leak, r.text)
     assert "database error on /v1/runs" in caplog.text
     assert PASSWORD not in caplog.text
+
+
+def test_a_short_password_is_blanked_as_a_credential_not_as_every_number() -> None:
+    url = "postgresql+psycopg://pm25:5999@db.example:5999/pm25"
+    message = (
+        'connection to server at "db.example", port 5999 failed: password=5999 rejected '
+        "for postgresql://pm25:5999@db.example:5999/pm25"
+    )
+    redacted = redact_text(message, url)
+    assert "port 5999 failed" in redacted and "db.example:5999/pm25" in redacted
+    assert "password=***" in redacted and "pm25:***@db.example" in redacted
+    assert ":5999@" not in redacted and "password=5999" not in redacted
+    # a long password is blanked wherever it appears, as before
+    assert redact_text(f"port 5432 {PASSWORD}", DOWN_URL) == "port 5432 ***"

@@ -82,6 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ),
         lifespan=lifespan,
         docs_url=None,  # served by the page router from packaged assets (works offline)
+        redoc_url=None,  # ReDoc would load its script from a CDN; /docs works offline
     )
     app.state.pm25 = state
     # Starlette runs the middleware added last first: timing sees every answer, the guard
