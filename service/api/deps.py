@@ -36,6 +36,13 @@ ECHO_CHARS = 100
 CPU_CONCURRENCY = 2
 MiB = 1 << 20
 ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+#: The earliest target date a run may be started for: no CMAQ or WRF archive the service
+#: reads reaches further back, and the date arithmetic of a run stays far from ``date.min``.
+EARLIEST_RUN_DATE = dt.date(2000, 1, 1)
+#: How many days after tomorrow (KST) a run may be started for: a forecast of D is made on
+#: D-1 from the CMAQ and WRF runs for D, which do not exist further ahead (a run queued for
+#: 9999-12-31 would wait for its inputs forever).
+RUN_DAYS_AFTER_TOMORROW = 1
 
 
 def clip(text: str, limit: int = ECHO_CHARS) -> str:
@@ -231,6 +238,50 @@ DatePath = Annotated[
         description="YYYY-MM-DD (a KST day), 'today' or 'tomorrow' (KST), or 'latest'",
     ),
 ]
+
+
+def shift_date(day: dt.date, days: int) -> dt.date:
+    """``day`` plus ``days`` days, or a 422 problem when that leaves the calendar (years 1-9999).
+
+    Raises
+    ------
+    Problem
+        422, instead of the ``OverflowError`` of ``date + timedelta`` near ``date.min`` or
+        ``date.max``.
+    """
+    try:
+        return day + dt.timedelta(days=days)
+    except OverflowError:
+        raise Problem(
+            422,
+            "Invalid date",
+            f"{day} is too close to the ends of the calendar: {abs(days)} days "
+            f"{'before' if days < 0 else 'after'} it is not a date",
+        ) from None
+
+
+def run_date_refusal(day: dt.date, today: dt.date | None = None) -> str | None:
+    """Why a run of target date ``day`` may not be started, or None when it may.
+
+    A run may be started for :data:`EARLIEST_RUN_DATE` .. tomorrow (KST) plus
+    :data:`RUN_DAYS_AFTER_TOMORROW` days; ``today`` (default: today in KST) is for tests.
+    ``pm25 run --date`` and ``POST /v1/runs/{date}`` both ask this.
+    """
+    today = today or today_kst()
+    last = today + dt.timedelta(days=1 + RUN_DAYS_AFTER_TOMORROW)
+    if day < EARLIEST_RUN_DATE:
+        return (
+            f"target date {day} is before {EARLIEST_RUN_DATE}, the earliest a run can be "
+            "started for"
+        )
+    if day > last:
+        return (
+            f"target date {day} is too far ahead: runs can be started up to {last} "
+            "(tomorrow KST plus "
+            f"{RUN_DAYS_AFTER_TOMORROW} day{'s' if RUN_DAYS_AFTER_TOMORROW != 1 else ''}); "
+            "the CMAQ and WRF inputs of later dates do not exist yet"
+        )
+    return None
 
 
 def parse_date(text: str, state: AppState) -> dt.date:
