@@ -19,10 +19,16 @@ if TYPE_CHECKING:
 
 
 def _date(value: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)") from None
+    """A date written exactly ``YYYY-MM-DD``, as the API takes it (not ``20261207``, which
+    Python's ``date.fromisoformat`` would read)."""
+    import re
+
+    if re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value):
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError:
+            pass
+    raise click.BadParameter(f"{value[:100]!r} is not a date: use YYYY-MM-DD")
 
 
 class DateType(click.ParamType):
@@ -482,7 +488,16 @@ def migrate() -> None:
     help="Wait, with a countdown, for just-delivered input files to settle.",
 )
 def run(date: dt.date, wait: bool) -> None:
-    """Run the pipeline once for target date DATE (idempotent)."""
+    """Run the pipeline once for target date DATE (idempotent).
+
+    DATE must lie between 2000-01-01 and tomorrow (KST) plus one day, as for
+    ``POST /v1/runs/{date}``.
+    """
+    from service.api.deps import run_date_refusal
+
+    refusal = run_date_refusal(date)
+    if refusal is not None:
+        raise click.ClickException(refusal)
     _require_tensorflow()
     from service.jobs import run_daily_forecast
 

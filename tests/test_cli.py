@@ -116,6 +116,26 @@ def test_run_without_inputs_exits_non_zero_and_waits(pipeline: tuple[str, Path])
     assert [(r.target_date, r.status) for r in runs] == [(other, RunStatus.WAITING)]
 
 
+@pytest.mark.parametrize(
+    ("date", "says"),
+    [
+        ("20261207", "use YYYY-MM-DD"),  # date.fromisoformat reads it; the API does not
+        ("2026-W49-1", "use YYYY-MM-DD"),
+        ("0001-01-01", "before 2000-01-01"),
+        ("9999-12-31", "too far ahead"),
+    ],
+)
+def test_run_refuses_a_date_the_api_refuses_in_one_line(
+    pipeline: tuple[str, Path], date: str, says: str
+) -> None:
+    url, _ = pipeline
+    result = _invoke("run", "--date", date)
+    assert result.exit_code != 0 and says in result.output
+    if "YYYY" not in says:  # the window: one line, exit 1
+        assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1
+    assert _runs(url) == []  # nothing was written
+
+
 def test_backfill_runs_every_date_and_reports_the_failures(pipeline: tuple[str, Path]) -> None:
     url, inbox = pipeline
     write_sample_day(inbox, DAY + dt.timedelta(days=2), GridSpec(), seed=1)
