@@ -45,6 +45,22 @@ EARLIEST_RUN_DATE = dt.date(2000, 1, 1)
 RUN_DAYS_AFTER_TOMORROW = 1
 
 
+#: What readiness and every data route say when the tables are missing or behind.
+SCHEMA_MESSAGE = "database schema missing or out of date: run `pm25 migrate`"
+#: SQLSTATEs of a missing table or column (PostgreSQL: undefined_table, undefined_column).
+_SCHEMA_SQLSTATES = frozenset({"42P01", "42703"})
+
+
+def is_schema_error(exc: BaseException) -> bool:
+    """Whether a database error says a table or column is missing: the database was never
+    migrated (``pm25 migrate``), or is behind this version of the service."""
+    orig = getattr(exc, "orig", None)
+    if getattr(orig, "sqlstate", None) in _SCHEMA_SQLSTATES:
+        return True
+    text = str(orig if orig is not None else exc)
+    return "no such table" in text or "no such column" in text
+
+
 def clip(text: str, limit: int = ECHO_CHARS) -> str:
     """``text`` as an answer may echo it: at most ``limit`` characters, then how long it was."""
     if len(text) <= limit:
