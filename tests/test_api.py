@@ -253,3 +253,63 @@ def test_no_page_loads_a_script_from_a_cdn(served) -> None:  # type: ignore[no-u
     assert client.get("/redoc").status_code == 404
     docs = client.get("/docs").text
     assert "cdn." not in docs and "https://" not in docs.split("<body>")[0]
+
+
+def test_accept_encoding_q_values_decide_and_vary_is_named_once(served) -> None:  # type: ignore[no-untyped-def]
+    client, _, _ = served
+    paths = [  # a cached gzip payload, a body the middleware gzips, a kept answer (twice)
+        ("/v1/forecasts/2024-01-09/grid", {"hour": 3}),
+        ("/v1/forecasts/2024-01-09/point", {"lat": 37.5, "lon": 127.0}),
+        ("/v1/forecasts/2024-01-09/stations", {}),
+        ("/v1/forecasts/2024-01-09/stations", {}),
+    ]
+    cases = {
+        "gzip;q=0, identity": None,
+        "gzip; q=0.000": None,
+        "*;q=0": None,
+        "*": "gzip",
+        "identity;q=0.5, gzip;q=0.4": "gzip",
+        "gzip;q=nan": None,
+    }
+    for path, params in paths:
+        for header, expected in cases.items():
+            r = client.get(path, params=params, headers={"Accept-Encoding": header})
+            assert r.status_code == 200, r.text
+            assert r.headers.get("content-encoding") == expected, (path, header)
+            assert r.json()["run"]["run_id"] == 1  # httpx decodes what was sent
+            vary = [v.strip().lower() for v in r.headers.get("vary", "").split(",")]
+            assert vary.count("accept-encoding") <= 1, (path, header, vary)
+
+
+def test_the_station_forecast_has_an_etag_and_if_none_match_is_weak(served) -> None:  # type: ignore[no-untyped-def]
+    client, _, _ = served
+    url = "/v1/stations/111121/forecast"
+    plain = client.get(url, params={"date": "2024-01-09"}, headers={"Accept-Encoding": "identity"})
+    packed = client.get(url, params={"date": "2024-01-09"}, headers={"Accept-Encoding": "gzip"})
+    assert plain.status_code == 200 and packed.headers["content-encoding"] == "gzip"
+    etag, gz_etag = plain.headers["etag"], packed.headers["etag"]
+    assert etag.startswith('"run-1-') and gz_etag != etag  # two representations, two tags
+    for inm, encoding, tag in [
+        (etag, "identity", etag),
+        (f"W/{etag}", "identity", etag),  # weak comparison
+        (f'"nope", W/{gz_etag}', "gzip", gz_etag),  # a list
+        (gz_etag, "identity", gz_etag),  # the tag the client holds, whatever it asks now
+        ("*", "gzip", gz_etag),
+    ]:
+        r = client.get(
+            url,
+            params={"date": "2024-01-09"},
+            headers={"If-None-Match": inm, "Accept-Encoding": encoding},
+        )
+        assert r.status_code == 304 and r.headers["etag"] == tag, (inm, encoding)
+    other = client.get(url, params={"date": "2024-01-09"}, headers={"If-None-Match": '"x"'})
+    assert other.status_code == 200
+
+
+def test_accepts_gzip_reads_q_values_and_every_field_line() -> None:
+    from service.api.encoding import accepts_gzip
+
+    assert accepts_gzip(["gzip"]) and accepts_gzip(["deflate", "x-gzip;q=0.1"])
+    assert not accepts_gzip(["gzip;q=0"]) and not accepts_gzip(["identity"])
+    assert not accepts_gzip(["gzip;q=0, *"])  # named gzip decides over *
+    assert not accepts_gzip(["gzip;q=2"]) and not accepts_gzip(["gzip;q=abc"])

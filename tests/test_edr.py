@@ -298,3 +298,31 @@ def test_owslib_reads_a_position_and_a_cube_equal_to_v1(server: str) -> None:
         :, rows + cube["pm25:rows"][0], cols + cube["pm25:cols"][0]
     ]
     assert got.shape == (1, keep.sum()) and np.array_equal(got, expected)
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        f"position?coords=POINT({SEOUL[0]} {SEOUL[1]})",
+        f"radius?coords=POINT({SEOUL[0]} {SEOUL[1]})&within=20&within-units=km",
+        "area?coords=POLYGON((126.5 37,127.5 37,127.5 37.8,126.5 37))",
+        f"cube?bbox={','.join(map(str, BOX))}",
+        "locations?f=CoverageJSON",
+        "locations/111121",
+    ],
+)
+def test_edr_answers_carry_an_etag_tied_to_the_run_and_honour_if_none_match(
+    client: TestClient, query: str
+) -> None:
+    for path in (f"{EDR}/{query}", f"{EDR}/instances/{DAY}/{query}"):
+        first = client.get(path, headers={"Accept-Encoding": "identity"})
+        assert first.status_code == 200, first.text
+        etag = first.headers["etag"]
+        assert etag.startswith('"run-1-edr-')
+        again = client.get(path, headers={"If-None-Match": f'"a", W/{etag}'})
+        assert again.status_code == 304 and again.headers["etag"] == etag
+        packed = client.get(path, headers={"Accept-Encoding": "gzip"})
+        if packed.headers.get("content-encoding") == "gzip":
+            assert packed.headers["etag"] != etag
+            r = client.get(path, headers={"If-None-Match": packed.headers["etag"]})
+            assert r.status_code == 304

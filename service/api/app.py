@@ -17,7 +17,6 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import InterfaceError, OperationalError, ProgrammingError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
@@ -36,6 +35,7 @@ from service.api.deps import (
     is_schema_error,
     problem_response,
 )
+from service.api.encoding import NegotiatedGZip
 from service.api.guard import HeadAsGet, RequestGuard
 from service.api.reuse import ReusedAnswers
 from service.grid import Grid
@@ -98,7 +98,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # refuses before anything else runs, HEAD is answered as GET with the GET's headers
     # (compressed as the GET would be), and the body left out; an answer of a published run
     # kept whole is sent again before routing (service.api.reuse).
-    app.add_middleware(GZipMiddleware, minimum_size=GZIP_MINIMUM_BYTES, compresslevel=GZIP_LEVEL)
+    app.add_middleware(NegotiatedGZip, minimum_size=GZIP_MINIMUM_BYTES, compresslevel=GZIP_LEVEL)
     app.add_middleware(
         ReusedAnswers, is_current=partial(forecasts.is_current, state), answers=state.answers
     )

@@ -11,6 +11,7 @@ answer, 404 for an unknown collection, instance or location).
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import math
 import re
 from collections.abc import Callable
@@ -29,6 +30,7 @@ from service.api.forecasts import (
     Payload,
     dumps,
     netcdf_attributes,
+    not_modified,
     rendered,
     resolve,
     reuse_answer,
@@ -317,10 +319,15 @@ async def answer(
     day, run, field = await resolve(
         check_instance(instance_id) if instance_id is not None else "latest", state
     )
+    # the run and the query decide the answer: an ETag from both, stable across processes
+    digest = hashlib.sha256(repr(key).encode()).hexdigest()[:20]
+    etag = f'"run-{run.id}-edr-{digest}"'
+    if (cached := not_modified(request, etag)) is not None:
+        return cached
     payload = await rendered(state, ("edr", run.id, *key), lambda: build(day, run, field))
     if instance_id is not None:
         reuse_answer(request, instance_id, day, run)
-    headers = {"Cache-Control": CACHE_CONTROL, "X-Run-Id": str(run.id)}
+    headers = {"Cache-Control": CACHE_CONTROL, "X-Run-Id": str(run.id), "ETag": etag}
     if filename is not None and payload.media_type == docs.NETCDF:
         headers["Content-Disposition"] = f'attachment; filename="{filename}_{day:%Y%m%d}.nc"'
     return payload.response(request, headers)

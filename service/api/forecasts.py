@@ -26,6 +26,7 @@ import orjson
 from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 
+from service.api import encoding
 from service.api.coast import load_coastline
 from service.api.deps import (
     F32,
@@ -36,6 +37,7 @@ from service.api.deps import (
     clip,
     parse_date,
 )
+from service.api.encoding import gzip_etag, request_accepts_gzip
 from service.api.render import to_netcdf, to_png
 from service.api.reuse import reusable
 from service.api.schemas import RunRef
@@ -77,8 +79,10 @@ class Payload:
         if self.gzipped is None:
             return Response(self.body, media_type=self.media_type, headers=headers)
         headers = {**headers, "Vary": "Accept-Encoding"}
-        if "gzip" in request.headers.get("accept-encoding", ""):
+        if request_accepts_gzip(request):
             headers["Content-Encoding"] = "gzip"
+            if "ETag" in headers:  # another representation, another tag
+                headers["ETag"] = gzip_etag(headers["ETag"])
             return Response(self.gzipped, media_type=self.media_type, headers=headers)
         return Response(self.body, media_type=self.media_type, headers=headers)
 
@@ -224,10 +228,9 @@ def _published_from_db(state: AppState, date: dt.date) -> tuple[Run, F32]:
 
 
 def not_modified(request: Request, etag: str) -> Response | None:
-    inm = request.headers.get("if-none-match", "")
-    if etag in [t.strip() for t in inm.split(",")] or inm.strip() == "*":
-        return Response(status_code=304, headers={"ETag": etag, "Cache-Control": CACHE_CONTROL})
-    return None
+    """304 when ``If-None-Match`` names ``etag`` or its gzipped twin (weak comparison, lists,
+    ``*``: :func:`service.api.encoding.not_modified`), else None."""
+    return encoding.not_modified(request, etag, CACHE_CONTROL)
 
 
 def grid_description(state: AppState) -> dict[str, Any]:
@@ -626,6 +629,7 @@ def get_station_forecast(
     code: Annotated[
         str, Path(max_length=64, description="6-digit code, or the name of a station without")
     ],
+    request: Request,
     state: StateDep,
     date: Annotated[
         str,
@@ -634,16 +638,23 @@ def get_station_forecast(
             description="YYYY-MM-DD (a KST day), 'today' or 'tomorrow' (KST), or 'latest'",
         ),
     ] = "latest",
-) -> dict[str, Any]:
-    """The forecast at a station by its 6-digit code (or its name, for stations without one)."""
-    station = next((s for s in state.stations if code in (s.code, s.name)), None)
-    if station is None:
+) -> Response:
+    """The forecast at a station by its 6-digit code (or its name, for stations without one).
+
+    Carries an ETag tied to the run and the station, and honours ``If-None-Match``.
+    """
+    index = next((i for i, s in enumerate(state.stations) if code in (s.code, s.name)), None)
+    if index is None:
         raise Problem(404, "Unknown station", f"no station with code or name {clip(code)!r}")
+    station = state.stations[index]
     if state.station_cells.get(station.code or station.name) is None:
         raise Problem(422, "Outside the grid", f"station {code} lies outside the forecast grid")
     day, run, field = forecast(date, state)
+    etag = f'"run-{run.id}-station-{index}"'  # the catalogue's order: ASCII for any name
+    if (cached := not_modified(request, etag)) is not None:
+        return cached
     body = point_body(state, day, run, field, station.lat, station.lon, "bilinear")
-    return {
+    content = {
         "run": run_meta(state, run),
         "station": {
             "station_code": station.code or None,
@@ -653,3 +664,5 @@ def get_station_forecast(
         },
         **body,
     }
+    headers = {"ETag": etag, "Cache-Control": CACHE_CONTROL, "X-Run-Id": str(run.id)}
+    return Response(dumps(content), media_type="application/json", headers=headers)
