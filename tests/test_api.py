@@ -313,3 +313,12 @@ def test_accepts_gzip_reads_q_values_and_every_field_line() -> None:
     assert not accepts_gzip(["gzip;q=0"]) and not accepts_gzip(["identity"])
     assert not accepts_gzip(["gzip;q=0, *"])  # named gzip decides over *
     assert not accepts_gzip(["gzip;q=2"]) and not accepts_gzip(["gzip;q=abc"])
+
+
+def test_the_pages_cached_forecast_counts_against_the_caches_byte_limit(served) -> None:  # type: ignore[no-untyped-def]
+    client, _, _ = served
+    files = client.app.state.pm25.files
+    r = client.get("/v1/page/forecast/2024-01-09", headers={"Accept-Encoding": "identity"})
+    assert r.status_code == 200 and ("page", 1) in files
+    _, counted = files._data[("page", 1)]  # the size the LRU holds against max_bytes
+    assert counted == len(r.content) > 100_000 and files.nbytes >= counted

@@ -211,7 +211,8 @@ def page_forecast(date: str, request: Request, state: StateDep) -> Response:
             "stations": forecasts.station_rows(state, day, field),
             "verification_api": True,  # GET /v1/verification ships with the page
         }
-        body = state.files.put(key, json.dumps(doc, ensure_ascii=False).encode())
+        encoded = json.dumps(doc, ensure_ascii=False).encode()
+        body = state.files.put(key, encoded, len(encoded))  # counted against the byte limit
     headers = {"ETag": etag, "Cache-Control": forecasts.CACHE_CONTROL, "X-Run-Id": str(run.id)}
     return _json(request, body, headers)
 
