@@ -322,3 +322,29 @@ def test_the_pages_cached_forecast_counts_against_the_caches_byte_limit(served) 
     assert r.status_code == 200 and ("page", 1) in files
     _, counted = files._data[("page", 1)]  # the size the LRU holds against max_bytes
     assert counted == len(r.content) > 100_000 and files.nbytes >= counted
+
+
+def test_query_parameters_are_single_valued_finite_and_plainly_written(served) -> None:  # type: ignore[no-untyped-def]
+    client, _, _ = served
+    point = "/v1/forecasts/2024-01-09/point"
+    twice = client.get(f"{point}?lat=37.5&lat=35&lon=127")
+    assert twice.status_code == 422 and twice.json()["parameter"] == "lat"
+    assert "'lat' is given more than once" in twice.json()["detail"]
+    assert client.get("/v1/runs?limit=5&limit=6").status_code == 422
+    for lat in ("nan", "inf", "-Infinity"):
+        r = client.get(point, params={"lat": lat, "lon": 127})
+        assert r.status_code == 422 and "finite number" in r.text, (lat, r.text)
+        assert "less than" not in r.text and "greater than" not in r.text
+    for bad in ({"lat": "37.5_0", "lon": "127"}, {"lat": "37.5", "lon": "1_27"}):
+        assert client.get(point, params=bad).status_code == 422, bad
+    assert client.get(point, params={"lat": "3.75e1", "lon": "127"}).status_code == 200
+    grid = "/v1/forecasts/2024-01-09/grid"
+    assert client.get(grid, params={"hour": "1_2"}).status_code == 422
+    assert client.get("/v1/runs", params={"limit": "1_0"}).status_code == 422
+    body = '{"points": [{"lat": NaN, "lon": 127}]}'
+    r = client.post(
+        "/v1/forecasts/2024-01-09/points",
+        content=body,
+        headers={"Content-Type": "application/json"},
+    )
+    assert r.status_code == 422 and "finite number" in r.text

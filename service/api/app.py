@@ -15,7 +15,7 @@ from functools import partial
 from http import HTTPStatus
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import InterfaceError, OperationalError, ProgrammingError
@@ -34,6 +34,7 @@ from service.api.deps import (
     clip,
     is_schema_error,
     problem_response,
+    single_valued_query,
 )
 from service.api.encoding import NegotiatedGZip
 from service.api.guard import HeadAsGet, RequestGuard
@@ -90,6 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "Errors are RFC 9457 problem documents; HEAD works wherever GET does."
         ),
         lifespan=lifespan,
+        dependencies=[Depends(single_valued_query)],  # lat=1&lat=2: 422, not last-wins
         docs_url=None,  # served by the page router from packaged assets (works offline)
         redoc_url=None,  # ReDoc would load its script from a CDN; /docs works offline
     )

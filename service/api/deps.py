@@ -7,6 +7,7 @@ so the API's import graph has no circle.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -298,6 +299,55 @@ def run_date_refusal(day: dt.date, today: dt.date | None = None) -> str | None:
             "the CMAQ and WRF inputs of later dates do not exist yet"
         )
     return None
+
+
+#: A number as a query or body may write it: digits, an optional point and exponent. Not
+#: ``nan``, ``inf``, ``0x10`` nor ``37.5_0`` (Python's float() reads underscores).
+_DECIMAL = re.compile(r"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
+_INTEGER = re.compile(r"[-+]?[0-9]+")
+
+
+def _finite_number(value: Any) -> Any:
+    if isinstance(value, str):
+        if not _DECIMAL.fullmatch(value):
+            raise ValueError(f"{clip(value, 40)!r} is not a number: it must be a finite number")
+        value = float(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("must be a finite number")
+    return value
+
+
+def _whole_number(value: Any) -> Any:
+    if isinstance(value, str) and not _INTEGER.fullmatch(value):
+        raise ValueError(f"{clip(value, 40)!r} is not a whole number (digits only)")
+    return value
+
+
+#: A float written as plain digits (optionally a point and an exponent), finite.
+FiniteFloat = Annotated[float, BeforeValidator(_finite_number)]
+#: An integer written as plain digits (no ``1_2``, no spaces).
+WholeNumber = Annotated[int, BeforeValidator(_whole_number)]
+
+
+async def single_valued_query(request: Request) -> None:
+    """Refuse a query that names a parameter twice (``lat=37.5&lat=35``): every parameter of
+    the API takes one value, and which of two would win is the client's guess.
+
+    Raises
+    ------
+    Problem
+        422 naming the parameter.
+    """
+    seen: set[str] = set()
+    for key, _ in request.query_params.multi_items():
+        if key in seen:
+            raise Problem(
+                422,
+                "Repeated parameter",
+                f"query parameter {clip(key)!r} is given more than once; give it once",
+                parameter=clip(key),
+            )
+        seen.add(key)
 
 
 def parse_date(text: str, state: AppState) -> dt.date:

@@ -23,7 +23,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from sqlalchemy import select
 
 from service.api import edr_documents as docs
-from service.api.deps import ISO_DATE, AppState, Problem, StateDep, clip
+from service.api.deps import ISO_DATE, AppState, FiniteFloat, Problem, StateDep, clip
 from service.api.forecasts import (
     CACHE_CONTROL,
     MAX_POINTS,
@@ -487,7 +487,7 @@ class Interp:
 
 CommonDep = Annotated[Common, Depends()]
 InterpDep = Annotated[Interp, Depends()]
-Within = Annotated[float, Query(gt=0, description="the radius, in within-units")]
+Within = Annotated[FiniteFloat, Query(gt=0, description="the radius, in within-units")]
 WithinUnits = Annotated[str, Query(alias="within-units", max_length=10, description="km or m")]
 Bbox = Annotated[
     str, Query(max_length=200, description="minlon,minlat,maxlon,maxlat (CRS84, degrees)")

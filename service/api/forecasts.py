@@ -32,8 +32,10 @@ from service.api.deps import (
     F32,
     AppState,
     DatePath,
+    FiniteFloat,
     Problem,
     StateDep,
+    WholeNumber,
     clip,
     parse_date,
 )
@@ -251,7 +253,7 @@ async def get_grid(
     request: Request,
     state: StateDep,
     hour: Annotated[
-        int | Literal["mean"] | None,
+        WholeNumber | Literal["mean"] | None,
         Query(description="One hour (KST, 0-23; all 24 if absent); 'mean' (the daily mean, PNG)"),
     ] = None,
     format: Annotated[Literal["json", "netcdf", "png"], Query()] = "json",
@@ -422,8 +424,8 @@ async def get_point(
     date: DatePath,
     request: Request,
     state: StateDep,
-    lat: Annotated[float, Query(ge=-90, le=90)],
-    lon: Annotated[float, Query(ge=-180, le=360)],
+    lat: Annotated[FiniteFloat, Query(ge=-90, le=90)],
+    lon: Annotated[FiniteFloat, Query(ge=-180, le=360)],
     method: Annotated[Literal["bilinear", "nearest"], Query()] = "bilinear",
 ) -> Response:
     """Hourly PM2.5, daily mean, Korean grade and advisory hours at a latitude/longitude."""
@@ -442,8 +444,8 @@ async def get_point(
 
 
 class PointIn(BaseModel):
-    lat: float = Field(ge=-90, le=90)
-    lon: float = Field(ge=-180, le=360)
+    lat: FiniteFloat = Field(ge=-90, le=90)
+    lon: FiniteFloat = Field(ge=-180, le=360)
     id: str | None = Field(default=None, max_length=100)
 
 

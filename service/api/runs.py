@@ -16,6 +16,7 @@ from service.api.deps import (
     IsoDate,
     Problem,
     StateDep,
+    WholeNumber,
     clip,
     parse_date,
     run_date_refusal,
@@ -49,8 +50,8 @@ def list_runs(
     ] = None,
     from_: Annotated[IsoDate | None, Query(alias="from", description="YYYY-MM-DD")] = None,
     to: Annotated[IsoDate | None, Query(description="YYYY-MM-DD")] = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    limit: Annotated[WholeNumber, Query(ge=1, le=500)] = 50,
+    offset: Annotated[WholeNumber, Query(ge=0, le=1_000_000)] = 0,
 ) -> RunList:
     with state.sessions() as s:
         runs, total = repo.list_runs(
