@@ -211,7 +211,9 @@ def test_locations_list_stations_and_one_station_equals_v1(client: TestClient) -
         (f"{EDR}/radius", {"coords": "POINT(127 37)", "within": 5, "within-units": "ft"}, 400),
         ("/edr/collections/other/position", {"coords": "POINT(127 37)"}, 404),
         (f"{EDR}/instances/2030-01-01/position", {"coords": "POINT(127 37)"}, 404),
-        (f"{EDR}/instances/latest/position", {"coords": "POINT(127 37)"}, 404),
+        (f"{EDR}/instances/today/position", {"coords": "POINT(127 37)"}, 404),
+        (f"{EDR}/instances/2024-13-45/position", {"coords": "POINT(127 37)"}, 404),
+        (f"{EDR}/position", {"coords": "POINT(127 37)", "datetime": str(DAY)}, 400),
     ],
 )
 def test_errors_are_problem_documents(
@@ -326,3 +328,19 @@ def test_edr_answers_carry_an_etag_tied_to_the_run_and_honour_if_none_match(
             assert packed.headers["etag"] != etag
             r = client.get(path, headers={"If-None-Match": packed.headers["etag"]})
             assert r.status_code == 304
+
+
+def test_instance_latest_is_the_newest_run_and_a_bare_date_is_refused(client: TestClient) -> None:
+    coords = f"POINT({SEOUL[0]} {SEOUL[1]})"
+    latest = client.get(f"{EDR}/instances/latest/position", params={"coords": coords})
+    dated = client.get(f"{EDR}/instances/{DAY}/position", params={"coords": coords})
+    assert latest.status_code == 200 and latest.json() == dated.json()
+    assert client.get(f"{EDR}/instances/latest").json()["id"] == str(DAY)
+    unknown = client.get(f"{EDR}/instances/today/position", params={"coords": coords})
+    assert unknown.status_code == 404 and "'latest'" in unknown.json()["detail"]
+    for bare in (str(DAY), DAY.strftime("%Y%m%d"), f"{DAY}/.."):
+        r = client.get(f"{EDR}/position", params={"coords": coords, "datetime": bare})
+        assert r.status_code == 400 and "no time of day" in r.json()["detail"], bare
+    whole_day = f"{DAY}T00:00:00+09:00/{DAY}T23:00:00+09:00"  # as the refusal suggests
+    r = client.get(f"{EDR}/position", params={"coords": coords, "datetime": whole_day})
+    assert r.json()["ranges"]["pm25"]["values"] == v1_point(client, *SEOUL, "bilinear")

@@ -23,7 +23,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from sqlalchemy import select
 
 from service.api import edr_documents as docs
-from service.api.deps import ISO_DATE, AppState, FiniteFloat, Problem, StateDep, clip
+from service.api.deps import AppState, FiniteFloat, Problem, StateDep, clip, iso_date
 from service.api.forecasts import (
     CACHE_CONTROL,
     MAX_POINTS,
@@ -47,6 +47,7 @@ EARTH_RADIUS_KM = 6370.0  # the sphere of the grid (and of selection's distances
 MAX_RADIUS_KM = 1000.0
 _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 _PAIR = re.compile(rf"\s*({_NUMBER})\s+({_NUMBER})(?:\s+{_NUMBER})?\s*")
+_HAS_TIME = re.compile(r"[0-9][Tt ][0-9]")
 _WKT = re.compile(r"\s*(POINT|MULTIPOINT|POLYGON)\s*(?:Z\s*)?\((.*)\)\s*", re.IGNORECASE | re.S)
 _FORMATS = {
     "coveragejson": "CoverageJSON",
@@ -59,7 +60,11 @@ _FORMATS = {
 
 CollectionId = Annotated[str, Path(max_length=64, description="the collection: pm25-forecast")]
 InstanceId = Annotated[
-    str, Path(max_length=10, description="a published daily run: its target date, YYYY-MM-DD")
+    str,
+    Path(
+        max_length=10,
+        description="a published daily run: its target date, YYYY-MM-DD, or 'latest'",
+    ),
 ]
 Coords = Annotated[
     str,
@@ -123,13 +128,25 @@ def check_collection(collection_id: str) -> None:
 
 
 def check_instance(instance_id: str) -> str:
-    if not ISO_DATE.fullmatch(instance_id):
+    """An instance id as :func:`service.api.forecasts.resolve` takes it: a target date
+    ``YYYY-MM-DD`` or ``latest`` (the newest published run, as ``/v1``'s ``latest``).
+
+    Raises
+    ------
+    Problem
+        404 for anything else (``today``, ``20240109``, ``2024-13-45``), saying what ids are.
+    """
+    if instance_id == "latest":
+        return instance_id
+    try:
+        iso_date(instance_id)
+    except ValueError:
         raise Problem(
             404,
             "Unknown instance",
-            f"no instance {clip(instance_id)!r}: ids are "
-            "the target dates of published runs, YYYY-MM-DD",
-        )
+            f"no instance {clip(instance_id)!r}: ids are the target dates of published runs, "
+            "YYYY-MM-DD (see .../instances), or 'latest' for the newest",
+        ) from None
     return instance_id
 
 
@@ -166,6 +183,18 @@ def interpolation(method: str | None, interp: str | None) -> str:
 
 
 def _instant(text: str) -> dt.datetime:
+    """An RFC 3339 date-time; without an offset, KST.
+
+    A date alone (``2026-12-07``) is refused, not read as its midnight: EDR's ``datetime`` is
+    a date-time, and the whole KST day is the interval ``D T00:00+09:00/D T23:00+09:00``.
+    """
+    if not _HAS_TIME.search(text):
+        day = text.strip()
+        raise bad(
+            f"datetime {clip(text)!r} has no time of day: give an instant "
+            f"({clip(day, 20)}T12:00:00+09:00) or, for the whole KST day, the interval "
+            f"{clip(day, 20)}T00:00:00+09:00/{clip(day, 20)}T23:00:00+09:00"
+        )
     try:
         value = dt.datetime.fromisoformat(text.strip())
     except ValueError:
