@@ -167,11 +167,17 @@ def test_stations_catalogue_and_forecasts(served) -> None:  # type: ignore[no-un
     all_json = client.get("/v1/forecasts/2024-01-09/stations").json()
     assert all_json["count"] == 655
     csv_text = client.get("/v1/forecasts/2024-01-09/stations", params={"format": "csv"}).text
-    assert csv_text.startswith("\ufeff")  # UTF-8 with BOM: Korean names in Excel
-    header = csv_text.lstrip("\ufeff").splitlines()[0].split(",")
+    assert csv_text.startswith("\ufeff# run_id=1, ")  # UTF-8 with BOM: Korean names in Excel
+    lines = csv_text.lstrip("\ufeff").splitlines()
+    provenance = [line for line in lines if line.startswith("#")]
+    assert lines[: len(provenance)] == provenance and len(provenance) == 2
+    for part in ("model=convlstm-case3 ", "cmaq_init=2024-01-09T00:00:00+09:00", "wrf_init="):
+        assert part in provenance[0]
+    assert "trained_on_synthetic_data=true" in provenance[0] and "SYNTHETIC" in provenance[1]
+    header = lines[len(provenance)].split(",")
     assert header[:3] == ["target_date_kst", "station_code", "station_name"]
     assert header[-24:] == [f"h{h:02d}_kst_ug_m3" for h in range(24)]
-    assert len(csv_text.splitlines()) == 656
+    assert len(lines) == 656 + len(provenance)
     assert client.get("/v1/stations/999999/forecast").status_code == 404
 
 

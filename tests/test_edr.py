@@ -344,3 +344,21 @@ def test_instance_latest_is_the_newest_run_and_a_bare_date_is_refused(client: Te
     whole_day = f"{DAY}T00:00:00+09:00/{DAY}T23:00:00+09:00"  # as the refusal suggests
     r = client.get(f"{EDR}/position", params={"coords": coords, "datetime": whole_day})
     assert r.json()["ranges"]["pm25"]["values"] == v1_point(client, *SEOUL, "bilinear")
+
+
+def test_edr_metadata_says_synthetic_when_the_model_was_trained_on_it(client: TestClient) -> None:
+    assert client.get(f"/v1/forecasts/{DAY}/point?lat=37.5&lon=127").json()["run"][
+        "trained_on_synthetic_data"
+    ]
+    landing = LandingPageModel.model_validate_json(client.get("/edr").text)
+    assert landing.description is not None and "SYNTHETIC" in landing.description
+    (col,) = Collections.model_validate_json(client.get("/edr/collections").text).collections
+    assert "SYNTHETIC" in (col.keywords or []) and "SYNTHETIC" in (col.description or "")
+    inst = Instance.model_validate_json(client.get(f"{EDR}/instances/{DAY}").text)
+    assert "SYNTHETIC" in (inst.description or "")
+    (listed,) = Instances.model_validate_json(client.get(f"{EDR}/instances").text).instances
+    assert "SYNTHETIC" in (listed.keywords or [])
+    from service.api import edr_documents as docs
+
+    real = docs.landing_page("http://x/edr")  # a real model: no label
+    assert real.description is not None and "SYNTHETIC" not in real.description

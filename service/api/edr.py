@@ -39,7 +39,7 @@ from service.api.forecasts import (
 )
 from service.api.render import to_netcdf
 from service.api.selection import OutsideGridError
-from service.storage.tables import Publication, Run
+from service.storage.tables import ModelRecord, Publication, Run
 from service.timeaxis import KST, valid_times_kst
 
 router = APIRouter(prefix="/edr", tags=["OGC API - EDR"])
@@ -116,6 +116,25 @@ def published_dates(state: AppState) -> list[dt.date]:
     """Every target date with a published forecast, oldest first."""
     with state.sessions() as s:
         return list(s.scalars(select(Publication.target_date).order_by(Publication.target_date)))
+
+
+def synthetic_dates(state: AppState) -> list[dt.date]:
+    """The published target dates whose model was trained on SYNTHETIC data, oldest first."""
+    with state.sessions() as s:
+        return list(
+            s.scalars(
+                select(Publication.target_date)
+                .join(Run, Publication.run_id == Run.id)
+                .join(ModelRecord, Run.model_id == ModelRecord.id)
+                .where(ModelRecord.synthetic.is_(True))
+                .order_by(Publication.target_date)
+            )
+        )
+
+
+def catalogue(state: AppState) -> tuple[list[dt.date], list[dt.date]]:
+    """:func:`published_dates` and :func:`synthetic_dates`, in one worker thread hop."""
+    return published_dates(state), synthetic_dates(state)
 
 
 def check_collection(collection_id: str) -> None:
@@ -289,9 +308,11 @@ def distance_km(lon: Any, lat: Any, lon0: float, lat0: float) -> Any:
 
 
 @router.get("", summary="EDR landing page")
-async def landing(request: Request) -> Response:
-    """The OGC API - EDR landing page: links to conformance, collections and the API docs."""
-    return json_response(docs.landing_page(edr_base(request)))
+async def landing(request: Request, state: StateDep) -> Response:
+    """The OGC API - EDR landing page: links to conformance, collections and the API docs;
+    its description says SYNTHETIC when a published forecast's model was trained on it."""
+    synthetic = await anyio.to_thread.run_sync(synthetic_dates, state)
+    return json_response(docs.landing_page(edr_base(request), synthetic=bool(synthetic)))
 
 
 @router.get("/conformance", summary="EDR conformance classes")
@@ -301,23 +322,30 @@ async def conformance() -> Response:
 
 @router.get("/collections", summary="EDR collections: the PM2.5 forecast")
 async def collections(request: Request, state: StateDep) -> Response:
-    dates = await anyio.to_thread.run_sync(published_dates, state)
-    return json_response(docs.collections(edr_base(request), state.grid, dates, valid_times_kst))
+    dates, synthetic = await anyio.to_thread.run_sync(catalogue, state)
+    body = docs.collections(
+        edr_base(request), state.grid, dates, valid_times_kst, synthetic=bool(synthetic)
+    )
+    return json_response(body)
 
 
 @router.get("/collections/{collection_id}", summary="The PM2.5 forecast collection")
 async def collection(collection_id: CollectionId, request: Request, state: StateDep) -> Response:
     check_collection(collection_id)
-    dates = await anyio.to_thread.run_sync(published_dates, state)
-    return json_response(docs.collection(edr_base(request), state.grid, dates, valid_times_kst))
+    dates, synthetic = await anyio.to_thread.run_sync(catalogue, state)
+    body = docs.collection(
+        edr_base(request), state.grid, dates, valid_times_kst, synthetic=bool(synthetic)
+    )
+    return json_response(body)
 
 
 @router.get("/collections/{collection_id}/instances", summary="Published daily runs")
 async def instances(collection_id: CollectionId, request: Request, state: StateDep) -> Response:
     """One instance per published daily run, its id the target date (newest first)."""
     check_collection(collection_id)
-    dates = await anyio.to_thread.run_sync(published_dates, state)
-    return json_response(docs.instances(edr_base(request), state.grid, dates, valid_times_kst))
+    dates, synthetic = await anyio.to_thread.run_sync(catalogue, state)
+    body = docs.instances(edr_base(request), state.grid, dates, valid_times_kst, synthetic)
+    return json_response(body)
 
 
 @router.get("/collections/{collection_id}/instances/{instance_id}", summary="One daily run")
@@ -325,9 +353,12 @@ async def instance(
     collection_id: CollectionId, instance_id: InstanceId, request: Request, state: StateDep
 ) -> Response:
     check_collection(collection_id)
-    day, _, _ = await resolve(check_instance(instance_id), state)
+    day, run, _ = await resolve(check_instance(instance_id), state)
     dates = await anyio.to_thread.run_sync(published_dates, state)
-    body = docs.collection(edr_base(request), state.grid, dates, valid_times_kst, instance=day)
+    synthetic = bool(run_meta(state, run).get("trained_on_synthetic_data"))
+    body = docs.collection(
+        edr_base(request), state.grid, dates, valid_times_kst, instance=day, synthetic=synthetic
+    )
     return json_response(body)
 
 

@@ -518,9 +518,11 @@ async def get_stations_forecast(
     """Every AirKorea station inside the grid: 24 values (bilinear), daily mean and grade.
 
     The CSV is UTF-8 with a byte-order mark (Excel, Korean or not, then shows the station
-    names; ``bom=false`` leaves it out), one row per station; its columns say their units and
-    time zone: ``h00_kst_ug_m3`` .. ``h23_kst_ug_m3`` are the hours 00:00-23:00 KST of the
-    target date.
+    names; ``bom=false`` leaves it out). It opens with ``#`` comment lines naming the run
+    (run id, model, CMAQ/WRF init times, ``trained_on_synthetic_data``, and a SYNTHETIC line
+    when so), then a header and one row per station; its columns say their units and time
+    zone: ``h00_kst_ug_m3`` .. ``h23_kst_ug_m3`` are the hours 00:00-23:00 KST of the target
+    date.
     """
     day, run, field = await resolve(date, state)
     bom = bom and format == "csv"
@@ -545,7 +547,8 @@ def stations_payload(
     """The forecast at every station of one run, as CSV or JSON, rendered."""
     rows = station_rows(state, day, field)
     if format == "csv":
-        return Payload.of(stations_csv(day, rows, bom=bom), "text/csv; charset=utf-8")
+        meta = run_meta(state, run)
+        return Payload.of(stations_csv(day, rows, bom=bom, meta=meta), "text/csv; charset=utf-8")
     return Payload.json(
         {
             "run": run_meta(state, run),
@@ -557,9 +560,44 @@ def stations_payload(
     )
 
 
-def stations_csv(day: dt.date, rows: list[dict[str, Any]], *, bom: bool) -> bytes:
-    """The station forecasts as CSV for spreadsheets: units and time zone in the column names."""
+def csv_provenance(meta: dict[str, Any]) -> list[str]:
+    """The comment lines that open a CSV answer: the run that produced it (as every forecast
+    response names it), and a SYNTHETIC warning when the model was trained on twin data."""
+    model = meta.get("model") or {}
+    synthetic = bool(meta.get("trained_on_synthetic_data"))
+    name = f"{model.get('name')} {model.get('version')}" if model else "none (CMAQ's own PM2.5)"
+    fields = {
+        "run_id": meta.get("run_id"),
+        "target_date_kst": meta.get("target_date"),
+        "attempt": meta.get("attempt"),
+        "model": name,
+        "model_sha256": model.get("sha256", ""),
+        "cmaq_init": meta.get("cmaq_init") or "",
+        "wrf_init": meta.get("wrf_init") or "",
+        "published_at": meta.get("published_at") or "",
+        "cmaq_fallback": str(bool(meta.get("cmaq_fallback"))).lower(),
+        "trained_on_synthetic_data": str(synthetic).lower(),
+    }
+    lines = ["# " + ", ".join(f"{k}={v}" for k, v in fields.items())]
+    if synthetic:
+        lines.append(
+            "# SYNTHETIC: the model was trained on SYNTHETIC twin data; "
+            "these values are not a real air-quality forecast"
+        )
+    return lines
+
+
+def stations_csv(
+    day: dt.date, rows: list[dict[str, Any]], *, bom: bool, meta: dict[str, Any] | None = None
+) -> bytes:
+    """The station forecasts as CSV for spreadsheets: units and time zone in the column names.
+
+    With ``meta`` (the run's reference) it opens with ``#`` comment lines naming the run
+    (:func:`csv_provenance`); ``pandas.read_csv(..., comment="#")`` skips them.
+    """
     buf = io.StringIO()
+    for line in csv_provenance(meta) if meta is not None else []:
+        buf.write(line + "\r\n")  # the csv module's line ending
     w = csv.writer(buf)
     w.writerow(
         [
