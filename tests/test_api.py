@@ -354,3 +354,30 @@ def test_query_parameters_are_single_valued_finite_and_plainly_written(served) -
         headers={"Content-Type": "application/json"},
     )
     assert r.status_code == 422 and "finite number" in r.text
+
+
+def test_the_png_title_fits_the_picture_whatever_the_model_name() -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from service.api.coast import load_coastline
+    from service.api.render import png_figure
+    from service.grid import Grid
+    from service.settings import GridSpec
+
+    grid = Grid(GridSpec())
+    name = "convlstm-case3+validation=seasonal+margin=4+loss=weighted_mae+oversample=3+residual"
+    title = (
+        "PM2.5 forecast  2024-01-09  12:00 KST\n"
+        f"run 123456 · model {name} 0.1.0+2021-12-31 · trained on SYNTHETIC data"
+    )
+    field = np.full(grid.shape, 20.0, np.float32)
+    fig = png_figure(field, grid, load_coastline(), title=title, synthetic=True)
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    fig.draw(renderer)
+    (ax, _) = fig.axes[:2]
+    text = ax.title if ax.title.get_text() else ax._left_title
+    box, frame = text.get_window_extent(renderer), fig.bbox
+    assert frame.x0 <= box.x0 and box.x1 <= frame.x1 and box.y1 <= frame.y1, (box, frame)
+    shown = text.get_text().replace("\n", "")
+    for part in (name, "0.1.0+2021-12-31", "trained on SYNTHETIC data", "run 123456"):
+        assert part in shown  # wrapped, nothing dropped
