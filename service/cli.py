@@ -19,10 +19,16 @@ if TYPE_CHECKING:
 
 
 def _date(value: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)") from None
+    """A date written exactly ``YYYY-MM-DD``, as the API takes it (not ``20261207``, which
+    Python's ``date.fromisoformat`` would read)."""
+    import re
+
+    if re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value):
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError:
+            pass
+    raise click.BadParameter(f"{value[:100]!r} is not a date: use YYYY-MM-DD")
 
 
 class DateType(click.ParamType):
@@ -482,7 +488,16 @@ def migrate() -> None:
     help="Wait, with a countdown, for just-delivered input files to settle.",
 )
 def run(date: dt.date, wait: bool) -> None:
-    """Run the pipeline once for target date DATE (idempotent)."""
+    """Run the pipeline once for target date DATE (idempotent).
+
+    DATE must lie between 2000-01-01 and tomorrow (KST) plus one day, as for
+    ``POST /v1/runs/{date}``.
+    """
+    from service.api.deps import run_date_refusal
+
+    refusal = run_date_refusal(date)
+    if refusal is not None:
+        raise click.ClickException(refusal)
     _require_tensorflow()
     from service.jobs import run_daily_forecast
 
@@ -542,7 +557,9 @@ def scheduler() -> None:
 
 @main.command()
 @click.option("--host", default=None, help="Default: PM25_API_HOST (127.0.0.1).")
-@click.option("--port", type=int, default=None, help="Default: PM25_API_PORT (8000).")
+@click.option(
+    "--port", type=click.IntRange(1, 65535), default=None, help="Default: PM25_API_PORT (8000)."
+)
 @click.option(
     "--workers",
     type=click.IntRange(1, 64),
@@ -553,30 +570,31 @@ def scheduler() -> None:
 def serve(host: str | None, port: int | None, workers: int) -> None:
     """The API process (uvicorn). It reads the database; it never loads the model.
 
-    Refuses to start, with one line and exit status 1, when PM25_ADMIN_TOKEN is weak.
+    Refuses to start, with one line and exit status 1, when PM25_ADMIN_TOKEN is weak, when
+    PM25_DATABASE_URL does not connect or its schema is missing or behind (run
+    ``pm25 migrate``), or when the port cannot be listened on.
     """
     from service.api.auth import WeakTokenError, check_admin_token
-    from service.api.server import serve_api
+    from service.api.server import PreflightError, check_database, check_port, serve_api
     from service.settings import get_settings
 
     settings = get_settings()
+    host = host if host is not None else settings.api_host
+    port = port if port is not None else settings.api_port  # --port 0 is not "the default"
     try:
         check_admin_token(settings)
-    except WeakTokenError as exc:
+        check_port(host, port)
+        check_database(settings.database_url.get_secret_value())
+    except (WeakTokenError, PreflightError) as exc:
         raise click.ClickException(str(exc)) from None
-    serve_api(
-        host or settings.api_host,
-        port or settings.api_port,
-        workers=workers,
-        log_level=settings.log_level,
-    )
+    serve_api(host, port, workers=workers, log_level=settings.log_level)
 
 
 @main.command()
 @click.option(
     "--days", type=int, default=5, show_default=True, help="Past days to forecast besides tomorrow."
 )
-@click.option("--port", type=int, default=8000, show_default=True)
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
 @click.option(
     "--dir",
     "folder",

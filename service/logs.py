@@ -35,3 +35,10 @@ def configure_logging(level: str | int = "INFO") -> None:
     root.addHandler(handler)
     root.setLevel(level)
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)  # one line per plugin
+    # APScheduler logs every job it runs at INFO, every few seconds (the queue poll), with
+    # times of its own: noise; its warnings and errors (missed runs, job errors) still show.
+    # At DEBUG (``pm25 -v``) it speaks again.
+    quiet = logging.getLevelName(level) if isinstance(level, int) else str(level).upper()
+    logging.getLogger("apscheduler").setLevel(
+        logging.NOTSET if quiet == "DEBUG" else logging.WARNING
+    )

@@ -167,11 +167,17 @@ def test_stations_catalogue_and_forecasts(served) -> None:  # type: ignore[no-un
     all_json = client.get("/v1/forecasts/2024-01-09/stations").json()
     assert all_json["count"] == 655
     csv_text = client.get("/v1/forecasts/2024-01-09/stations", params={"format": "csv"}).text
-    assert csv_text.startswith("\ufeff")  # UTF-8 with BOM: Korean names in Excel
-    header = csv_text.lstrip("\ufeff").splitlines()[0].split(",")
+    assert csv_text.startswith("\ufeff# run_id=1, ")  # UTF-8 with BOM: Korean names in Excel
+    lines = csv_text.lstrip("\ufeff").splitlines()
+    provenance = [line for line in lines if line.startswith("#")]
+    assert lines[: len(provenance)] == provenance and len(provenance) == 2
+    for part in ("model=convlstm-case3 ", "cmaq_init=2024-01-09T00:00:00+09:00", "wrf_init="):
+        assert part in provenance[0]
+    assert "trained_on_synthetic_data=true" in provenance[0] and "SYNTHETIC" in provenance[1]
+    header = lines[len(provenance)].split(",")
     assert header[:3] == ["target_date_kst", "station_code", "station_name"]
     assert header[-24:] == [f"h{h:02d}_kst_ug_m3" for h in range(24)]
-    assert len(csv_text.splitlines()) == 656
+    assert len(lines) == 656 + len(provenance)
     assert client.get("/v1/stations/999999/forecast").status_code == 404
 
 
@@ -246,3 +252,132 @@ def test_the_api_never_imports_tensorflow(tmp_path: Path) -> None:
         cwd=Path(__file__).resolve().parents[1],
     )
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_no_page_loads_a_script_from_a_cdn(served) -> None:  # type: ignore[no-untyped-def]
+    client, _, _ = served
+    assert client.get("/redoc").status_code == 404
+    docs = client.get("/docs").text
+    assert "cdn." not in docs and "https://" not in docs.split("<body>")[0]
+
+
+def test_accept_encoding_q_values_decide_and_vary_is_named_once(served) -> None:  # type: ignore[no-untyped-def]
+    client, _, _ = served
+    paths = [  # a cached gzip payload, a body the middleware gzips, a kept answer (twice)
+        ("/v1/forecasts/2024-01-09/grid", {"hour": 3}),
+        ("/v1/forecasts/2024-01-09/point", {"lat": 37.5, "lon": 127.0}),
+        ("/v1/forecasts/2024-01-09/stations", {}),
+        ("/v1/forecasts/2024-01-09/stations", {}),
+    ]
+    cases = {
+        "gzip;q=0, identity": None,
+        "gzip; q=0.000": None,
+        "*;q=0": None,
+        "*": "gzip",
+        "identity;q=0.5, gzip;q=0.4": "gzip",
+        "gzip;q=nan": None,
+    }
+    for path, params in paths:
+        for header, expected in cases.items():
+            r = client.get(path, params=params, headers={"Accept-Encoding": header})
+            assert r.status_code == 200, r.text
+            assert r.headers.get("content-encoding") == expected, (path, header)
+            assert r.json()["run"]["run_id"] == 1  # httpx decodes what was sent
+            vary = [v.strip().lower() for v in r.headers.get("vary", "").split(",")]
+            assert vary.count("accept-encoding") <= 1, (path, header, vary)
+
+
+def test_the_station_forecast_has_an_etag_and_if_none_match_is_weak(served) -> None:  # type: ignore[no-untyped-def]
+    client, _, _ = served
+    url = "/v1/stations/111121/forecast"
+    plain = client.get(url, params={"date": "2024-01-09"}, headers={"Accept-Encoding": "identity"})
+    packed = client.get(url, params={"date": "2024-01-09"}, headers={"Accept-Encoding": "gzip"})
+    assert plain.status_code == 200 and packed.headers["content-encoding"] == "gzip"
+    etag, gz_etag = plain.headers["etag"], packed.headers["etag"]
+    assert etag.startswith('"run-1-') and gz_etag != etag  # two representations, two tags
+    for inm, encoding, tag in [
+        (etag, "identity", etag),
+        (f"W/{etag}", "identity", etag),  # weak comparison
+        (f'"nope", W/{gz_etag}', "gzip", gz_etag),  # a list
+        (gz_etag, "identity", gz_etag),  # the tag the client holds, whatever it asks now
+        ("*", "gzip", gz_etag),
+    ]:
+        r = client.get(
+            url,
+            params={"date": "2024-01-09"},
+            headers={"If-None-Match": inm, "Accept-Encoding": encoding},
+        )
+        assert r.status_code == 304 and r.headers["etag"] == tag, (inm, encoding)
+    other = client.get(url, params={"date": "2024-01-09"}, headers={"If-None-Match": '"x"'})
+    assert other.status_code == 200
+
+
+def test_accepts_gzip_reads_q_values_and_every_field_line() -> None:
+    from service.api.encoding import accepts_gzip
+
+    assert accepts_gzip(["gzip"]) and accepts_gzip(["deflate", "x-gzip;q=0.1"])
+    assert not accepts_gzip(["gzip;q=0"]) and not accepts_gzip(["identity"])
+    assert not accepts_gzip(["gzip;q=0, *"])  # named gzip decides over *
+    assert not accepts_gzip(["gzip;q=2"]) and not accepts_gzip(["gzip;q=abc"])
+
+
+def test_the_pages_cached_forecast_counts_against_the_caches_byte_limit(served) -> None:  # type: ignore[no-untyped-def]
+    client, _, _ = served
+    files = client.app.state.pm25.files
+    r = client.get("/v1/page/forecast/2024-01-09", headers={"Accept-Encoding": "identity"})
+    assert r.status_code == 200 and ("page", 1) in files
+    _, counted = files._data[("page", 1)]  # the size the LRU holds against max_bytes
+    assert counted == len(r.content) > 100_000 and files.nbytes >= counted
+
+
+def test_query_parameters_are_single_valued_finite_and_plainly_written(served) -> None:  # type: ignore[no-untyped-def]
+    client, _, _ = served
+    point = "/v1/forecasts/2024-01-09/point"
+    twice = client.get(f"{point}?lat=37.5&lat=35&lon=127")
+    assert twice.status_code == 422 and twice.json()["parameter"] == "lat"
+    assert "'lat' is given more than once" in twice.json()["detail"]
+    assert client.get("/v1/runs?limit=5&limit=6").status_code == 422
+    for lat in ("nan", "inf", "-Infinity"):
+        r = client.get(point, params={"lat": lat, "lon": 127})
+        assert r.status_code == 422 and "finite number" in r.text, (lat, r.text)
+        assert "less than" not in r.text and "greater than" not in r.text
+    for bad in ({"lat": "37.5_0", "lon": "127"}, {"lat": "37.5", "lon": "1_27"}):
+        assert client.get(point, params=bad).status_code == 422, bad
+    assert client.get(point, params={"lat": "3.75e1", "lon": "127"}).status_code == 200
+    grid = "/v1/forecasts/2024-01-09/grid"
+    assert client.get(grid, params={"hour": "1_2"}).status_code == 422
+    assert client.get("/v1/runs", params={"limit": "1_0"}).status_code == 422
+    body = '{"points": [{"lat": NaN, "lon": 127}]}'
+    r = client.post(
+        "/v1/forecasts/2024-01-09/points",
+        content=body,
+        headers={"Content-Type": "application/json"},
+    )
+    assert r.status_code == 422 and "finite number" in r.text
+
+
+def test_the_png_title_fits_the_picture_whatever_the_model_name() -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from service.api.coast import load_coastline
+    from service.api.render import png_figure
+    from service.grid import Grid
+    from service.settings import GridSpec
+
+    grid = Grid(GridSpec())
+    name = "convlstm-case3+validation=seasonal+margin=4+loss=weighted_mae+oversample=3+residual"
+    title = (
+        "PM2.5 forecast  2024-01-09  12:00 KST\n"
+        f"run 123456 · model {name} 0.1.0+2021-12-31 · trained on SYNTHETIC data"
+    )
+    field = np.full(grid.shape, 20.0, np.float32)
+    fig = png_figure(field, grid, load_coastline(), title=title, synthetic=True)
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    fig.draw(renderer)
+    (ax, _) = fig.axes[:2]
+    text = ax.title if ax.title.get_text() else ax._left_title
+    box, frame = text.get_window_extent(renderer), fig.bbox
+    assert frame.x0 <= box.x0 and box.x1 <= frame.x1 and box.y1 <= frame.y1, (box, frame)
+    shown = text.get_text().replace("\n", "")
+    for part in (name, "0.1.0+2021-12-31", "trained on SYNTHETIC data", "run 123456"):
+        assert part in shown  # wrapped, nothing dropped

@@ -132,8 +132,9 @@ def test_only_marked_whole_200_answers_are_kept_per_encoding(tiny_app) -> None: 
 def test_two_accept_encoding_headers_cannot_put_gzip_under_the_plain_key(
     tmp_path: Path, tiny_model: Path
 ) -> None:
-    """The key reads the first Accept-Encoding, as the route and the gzip middleware do; and a
-    gzipped answer is never kept where a client that refuses gzip would get it."""
+    """The key reads Accept-Encoding (every field line, q-values) as the route and the gzip
+    middleware do; and a gzipped answer is never kept where a client that refuses gzip would
+    get it."""
     settings = published_database(tmp_path, tiny_model, TOKEN).model_copy(
         update={"api_cache_seconds": 300}
     )

@@ -7,7 +7,10 @@ variables, as an operator would, and asserts on the exit code, the output and th
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
+import socket
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +28,8 @@ from service.storage.tables import Heartbeat, Publication, Run, RunStatus
 from service.twin.sample import write_sample_day
 
 from .conftest import DAY
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -114,6 +119,26 @@ def test_run_without_inputs_exits_non_zero_and_waits(pipeline: tuple[str, Path])
     assert "no file matches" in result.output
     runs = _runs(url)
     assert [(r.target_date, r.status) for r in runs] == [(other, RunStatus.WAITING)]
+
+
+@pytest.mark.parametrize(
+    ("date", "says"),
+    [
+        ("20261207", "use YYYY-MM-DD"),  # date.fromisoformat reads it; the API does not
+        ("2026-W49-1", "use YYYY-MM-DD"),
+        ("0001-01-01", "before 2000-01-01"),
+        ("9999-12-31", "too far ahead"),
+    ],
+)
+def test_run_refuses_a_date_the_api_refuses_in_one_line(
+    pipeline: tuple[str, Path], date: str, says: str
+) -> None:
+    url, _ = pipeline
+    result = _invoke("run", "--date", date)
+    assert result.exit_code != 0 and says in result.output
+    if "YYYY" not in says:  # the window: one line, exit 1
+        assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1
+    assert _runs(url) == []  # nothing was written
 
 
 def test_backfill_runs_every_date_and_reports_the_failures(pipeline: tuple[str, Path]) -> None:
@@ -271,3 +296,76 @@ def test_demo_without_serving_sets_up_a_published_forecast(
     assert all(r.model is not None and r.model.synthetic and r.model.case == 3 for r in runs)
     assert all(r.model.sha256 == runs[0].model.sha256 for r in runs)  # type: ignore[union-attr]
     assert not any(r.fallback for r in runs)
+
+
+SERVE_TOKEN = "serve-Admin-token-0123456789-abcdefgh"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("garbage", "is not usable"),
+        ("sqlite://user:pw-secret-1@/path", "is not usable"),
+        ("nosuchdb://u:pw-secret-1@h/db", "is not usable"),
+        ("postgresql://u:pw-secret-1@127.0.0.1:1/db", "does not answer"),
+        ("sqlite:///{tmp}/empty.sqlite", "run `pm25 migrate`"),
+    ],
+)
+def test_serve_checks_the_database_before_starting_in_one_line(
+    pm25_env: pytest.MonkeyPatch, tmp_path: Path, url: str, says: str
+) -> None:
+    pm25_env.setenv("PM25_DATABASE_URL", url.format(tmp=tmp_path))
+    pm25_env.setenv("PM25_ADMIN_TOKEN", SERVE_TOKEN)
+    result = _invoke("serve", "--host", "127.0.0.1", "--port", str(_free_port()))
+    assert result.exit_code == 1, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "PM25_DATABASE_URL" in lines[0] and says in lines[0], lines
+    assert "pw-secret-1" not in result.output
+
+
+def test_serve_refuses_port_0_and_a_port_in_use(pm25_env: pytest.MonkeyPatch, db_url: str) -> None:
+    pm25_env.setenv("PM25_DATABASE_URL", db_url)
+    pm25_env.setenv("PM25_ADMIN_TOKEN", SERVE_TOKEN)
+    for port in ("0", "65536"):  # 0 is not "the default port"
+        result = _invoke("serve", "--port", port)
+        assert result.exit_code == 2 and "1<=x<=65535" in result.output
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = str(busy.getsockname()[1])
+        result = _invoke("serve", "--host", "127.0.0.1", "--port", port)
+    assert result.exit_code == 1
+    assert result.output.strip() == f"Error: cannot listen on 127.0.0.1:{port}: already in use"
+
+
+def test_serve_with_workers_and_a_bad_url_exits_at_once(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PM25_")}
+    env.update(PM25_DATABASE_URL="sqlite://user:pw-secret-1@/path", PM25_ADMIN_TOKEN=SERVE_TOKEN)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "service.cli",
+            "serve",
+            "--workers",
+            "2",
+            "--port",
+            str(_free_port()),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,  # uvicorn's workers used to hang on it, printing tracebacks
+    )
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert out.stderr.strip().splitlines() == [
+        "Error: PM25_DATABASE_URL (sqlite://user:***@/path) is not usable: "
+        "Invalid SQLite URL: sqlite://user:***@/path"
+    ]

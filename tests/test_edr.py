@@ -211,7 +211,9 @@ def test_locations_list_stations_and_one_station_equals_v1(client: TestClient) -
         (f"{EDR}/radius", {"coords": "POINT(127 37)", "within": 5, "within-units": "ft"}, 400),
         ("/edr/collections/other/position", {"coords": "POINT(127 37)"}, 404),
         (f"{EDR}/instances/2030-01-01/position", {"coords": "POINT(127 37)"}, 404),
-        (f"{EDR}/instances/latest/position", {"coords": "POINT(127 37)"}, 404),
+        (f"{EDR}/instances/today/position", {"coords": "POINT(127 37)"}, 404),
+        (f"{EDR}/instances/2024-13-45/position", {"coords": "POINT(127 37)"}, 404),
+        (f"{EDR}/position", {"coords": "POINT(127 37)", "datetime": str(DAY)}, 400),
     ],
 )
 def test_errors_are_problem_documents(
@@ -298,3 +300,65 @@ def test_owslib_reads_a_position_and_a_cube_equal_to_v1(server: str) -> None:
         :, rows + cube["pm25:rows"][0], cols + cube["pm25:cols"][0]
     ]
     assert got.shape == (1, keep.sum()) and np.array_equal(got, expected)
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        f"position?coords=POINT({SEOUL[0]} {SEOUL[1]})",
+        f"radius?coords=POINT({SEOUL[0]} {SEOUL[1]})&within=20&within-units=km",
+        "area?coords=POLYGON((126.5 37,127.5 37,127.5 37.8,126.5 37))",
+        f"cube?bbox={','.join(map(str, BOX))}",
+        "locations?f=CoverageJSON",
+        "locations/111121",
+    ],
+)
+def test_edr_answers_carry_an_etag_tied_to_the_run_and_honour_if_none_match(
+    client: TestClient, query: str
+) -> None:
+    for path in (f"{EDR}/{query}", f"{EDR}/instances/{DAY}/{query}"):
+        first = client.get(path, headers={"Accept-Encoding": "identity"})
+        assert first.status_code == 200, first.text
+        etag = first.headers["etag"]
+        assert etag.startswith('"run-1-edr-')
+        again = client.get(path, headers={"If-None-Match": f'"a", W/{etag}'})
+        assert again.status_code == 304 and again.headers["etag"] == etag
+        packed = client.get(path, headers={"Accept-Encoding": "gzip"})
+        if packed.headers.get("content-encoding") == "gzip":
+            assert packed.headers["etag"] != etag
+            r = client.get(path, headers={"If-None-Match": packed.headers["etag"]})
+            assert r.status_code == 304
+
+
+def test_instance_latest_is_the_newest_run_and_a_bare_date_is_refused(client: TestClient) -> None:
+    coords = f"POINT({SEOUL[0]} {SEOUL[1]})"
+    latest = client.get(f"{EDR}/instances/latest/position", params={"coords": coords})
+    dated = client.get(f"{EDR}/instances/{DAY}/position", params={"coords": coords})
+    assert latest.status_code == 200 and latest.json() == dated.json()
+    assert client.get(f"{EDR}/instances/latest").json()["id"] == str(DAY)
+    unknown = client.get(f"{EDR}/instances/today/position", params={"coords": coords})
+    assert unknown.status_code == 404 and "'latest'" in unknown.json()["detail"]
+    for bare in (str(DAY), DAY.strftime("%Y%m%d"), f"{DAY}/.."):
+        r = client.get(f"{EDR}/position", params={"coords": coords, "datetime": bare})
+        assert r.status_code == 400 and "no time of day" in r.json()["detail"], bare
+    whole_day = f"{DAY}T00:00:00+09:00/{DAY}T23:00:00+09:00"  # as the refusal suggests
+    r = client.get(f"{EDR}/position", params={"coords": coords, "datetime": whole_day})
+    assert r.json()["ranges"]["pm25"]["values"] == v1_point(client, *SEOUL, "bilinear")
+
+
+def test_edr_metadata_says_synthetic_when_the_model_was_trained_on_it(client: TestClient) -> None:
+    assert client.get(f"/v1/forecasts/{DAY}/point?lat=37.5&lon=127").json()["run"][
+        "trained_on_synthetic_data"
+    ]
+    landing = LandingPageModel.model_validate_json(client.get("/edr").text)
+    assert landing.description is not None and "SYNTHETIC" in landing.description
+    (col,) = Collections.model_validate_json(client.get("/edr/collections").text).collections
+    assert "SYNTHETIC" in (col.keywords or []) and "SYNTHETIC" in (col.description or "")
+    inst = Instance.model_validate_json(client.get(f"{EDR}/instances/{DAY}").text)
+    assert "SYNTHETIC" in (inst.description or "")
+    (listed,) = Instances.model_validate_json(client.get(f"{EDR}/instances").text).instances
+    assert "SYNTHETIC" in (listed.keywords or [])
+    from service.api import edr_documents as docs
+
+    real = docs.landing_page("http://x/edr")  # a real model: no label
+    assert real.description is not None and "SYNTHETIC" not in real.description

@@ -320,3 +320,21 @@ def test_a_rerun_answer_says_what_will_happen(api) -> None:  # type: ignore[no-u
         waiting.status = RunStatus.WAITING
     again = client.post("/v1/runs/2024-02-01", headers=auth).json()
     assert again["run_id"] == missing["run_id"] and again["status"] == "pending"  # re-queued
+
+
+def test_reruns_outside_the_date_window_are_refused_and_latest_ignores_queued_runs(api) -> None:  # type: ignore[no-untyped-def]
+    from service.timeaxis import tomorrow_kst
+
+    client, sessions = api
+    auth = {"Authorization": f"Bearer {API_TOKEN}"}
+    too_far = tomorrow_kst() + dt.timedelta(days=2)
+    for date in ("0001-01-01", "1999-12-31", "9999-12-31", too_far.isoformat()):
+        r = client.post(f"/v1/runs/{date}", headers=auth)
+        assert r.status_code == 422, (date, r.text)
+        assert r.headers["content-type"] == "application/problem+json"
+    with sessions() as s:  # nothing was written for them
+        assert [r.target_date for r in repo.list_runs(s)[0]] == [DAY]
+    queued = client.post(f"/v1/runs/{too_far - dt.timedelta(days=1)}", headers=auth)
+    assert queued.status_code == 202 and queued.json()["status"] == "pending"
+    latest = client.get("/v1/runs/latest").json()
+    assert latest["target_date"] == DAY.isoformat() and latest["status"] == "succeeded"

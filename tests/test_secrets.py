@@ -12,11 +12,14 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy.exc import ProgrammingError
 
 from service.api.app import create_app
 from service.api.auth import WeakTokenError, token_weakness
+from service.api.deps import SCHEMA_MESSAGE, is_schema_error
 from service.settings import Settings
 from service.storage.db import redact, redact_text
+from service.storage.migrate import upgrade
 
 ROOT = Path(__file__).resolve().parents[1]
 STRONG = "secrets-Admin-token-0123456789-abcdefgh"
@@ -122,8 +125,8 @@ def test_database_errors_reach_neither_the_client_nor_the_log(
     empty = Settings(database_url=f"sqlite:///{tmp_path}/empty.sqlite", admin_token=STRONG)
     caplog.set_level(logging.DEBUG)
     paths = ["/v1/forecasts/2024-01-09/grid", "/v1/runs", "/v1/status"]
-    # unreachable (not ready either); reachable but without tables (ready: it answers)
-    for settings, checked in ((down, [*paths, "/v1/ready"]), (empty, paths)):
+    # unreachable, and reachable but without tables: neither is ready
+    for settings, checked in ((down, [*paths, "/v1/ready"]), (empty, [*paths, "/v1/ready"])):
         with TestClient(create_app(settings)) as client:
             for path in checked:
                 r = client.get(path)
@@ -140,3 +143,55 @@ def test_database_errors_reach_neither_the_client_nor_the_log(
                     assert leak not in r.text, (path, leak, r.text)
     assert "database error on /v1/runs" in caplog.text
     assert PASSWORD not in caplog.text
+
+
+def test_a_short_password_is_blanked_as_a_credential_not_as_every_number() -> None:
+    url = "postgresql+psycopg://pm25:5999@db.example:5999/pm25"
+    message = (
+        'connection to server at "db.example", port 5999 failed: password=5999 rejected '
+        "for postgresql://pm25:5999@db.example:5999/pm25"
+    )
+    redacted = redact_text(message, url)
+    assert "port 5999 failed" in redacted and "db.example:5999/pm25" in redacted
+    assert "password=***" in redacted and "pm25:***@db.example" in redacted
+    assert ":5999@" not in redacted and "password=5999" not in redacted
+    # a long password is blanked wherever it appears, as before
+    assert redact_text(f"port 5432 {PASSWORD}", DOWN_URL) == "port 5432 ***"
+
+
+@pytest.mark.parametrize("revision", [None, "0003"])
+def test_an_unmigrated_database_is_not_ready_and_every_route_says_run_migrate(
+    empty_db_url: str, revision: str | None
+) -> None:
+    if revision is not None:
+        upgrade(empty_db_url, revision)  # migrated once, then the service moved on
+    settings = Settings(database_url=empty_db_url, admin_token=STRONG)
+    with TestClient(create_app(settings)) as client:
+        ready = client.get("/v1/ready")
+        assert ready.status_code == 503 and "pm25 migrate" in ready.json()["detail"]
+        routes = ["/v1/verification", "/v1/verification/2024-01-09"]  # tables of 0004
+        if revision is None:
+            routes += ["/v1/runs", "/v1/runs/latest", "/v1/status", "/edr/collections"]
+            routes += [
+                "/v1/forecasts/2024-01-09/grid",
+                "/v1/forecasts/2024-01-09/point?lat=37.5&lon=127",
+            ]
+        for path in routes:
+            r = client.get(path)
+            assert r.status_code == 503, (path, r.text)
+            assert r.json()["detail"] == SCHEMA_MESSAGE, path
+    if revision is not None:
+        upgrade(empty_db_url)
+        with TestClient(create_app(settings)) as client:
+            assert client.get("/v1/ready").status_code == 200
+
+
+def test_postgres_missing_table_errors_are_schema_errors_not_bugs() -> None:
+    class UndefinedTableError(Exception):
+        sqlstate = "42P01"
+
+    missing = ProgrammingError(
+        "SELECT 1", {}, UndefinedTableError('relation "runs" does not exist')
+    )
+    assert is_schema_error(missing)
+    assert not is_schema_error(ProgrammingError("SELECT 1", {}, Exception("syntax error")))

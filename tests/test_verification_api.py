@@ -12,6 +12,8 @@ from fastapi.testclient import TestClient
 from service.api.app import create_app
 from service.scheduler import Scheduler
 from service.settings import Settings
+from service.storage.db import transaction
+from service.storage.tables import ModelRecord, Run
 from service.verification.job import Verifier
 from tests.test_verification import DAY, World, publish
 
@@ -45,6 +47,7 @@ def test_a_verified_date_serves_every_score_for_the_three_sources(tmp_path: Path
     assert body["skill"]["vs_cmaq"] is not None
     assert [d["date"] for d in series["days"]] == [str(DAY)]
     assert series["last_7_days"]["days"] == 1
+    assert series["synthetic"] is False  # the run has no model record: nothing synthetic
     worse = series["days"][0]["model_rmse"] > series["days"][0]["cmaq_rmse"]
     assert (series["days_worse_than_cmaq"] == [str(DAY)]) == worse
     drift = status["model_drift"]
@@ -123,3 +126,50 @@ def test_pm25_verify_scores_a_date_and_writes_the_report(
     assert "## Table 3" in text and "above raw CMAQ's on" in text and "peak hours" in text
     for png in ("rmse_by_hour.png", "skill_over_time.png", "grade_contingency.png"):
         assert (out / png).stat().st_size > 1000
+
+
+def test_the_series_says_when_a_synthetic_model_made_its_forecasts(tmp_path: Path) -> None:
+    world = World(tmp_path)
+    Verifier(world.settings, world.sessions).verify(DAY)
+    with transaction(world.sessions) as s:
+        model = ModelRecord(
+            name="convlstm-case3",
+            version="test",
+            case=3,
+            sha256="0" * 64,
+            synthetic=True,
+            card={},
+            registered_at=dt.datetime.now(dt.UTC),
+        )
+        s.add(model)
+        s.flush()
+        run = s.get(Run, world.run_id)
+        assert run is not None
+        run.model_id = model.id
+    with _client(world) as client:
+        series = client.get("/v1/verification", params={"to": str(DAY)}).json()
+    assert series["synthetic"] is True and [d["date"] for d in series["days"]] == [str(DAY)]
+    world.engine.dispose()
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"to": "0001-01-05"},  # 29 days before is not a date: 422, not an OverflowError's 500
+        {"to": "0001-01-01", "from": "0001-01-01"},
+        {"to": "1765238400"},  # a Unix time is not a date
+        {"to": "2024-01-09T00:00:00"},
+        {"from": "20240109", "to": "2024-01-09"},
+    ],
+)
+def test_series_dates_are_strict_and_the_calendars_ends_give_422(
+    tmp_path: Path, params: dict[str, str]
+) -> None:
+    world = World(tmp_path)
+    with _client(world) as client:
+        r = client.get("/v1/verification", params=params)
+        long = client.get("/v1/verification/2024-01-090000")
+    assert r.status_code == 422, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    assert long.status_code == 422 and "10 characters" in long.text
+    world.engine.dispose()

@@ -15,18 +15,28 @@ from functools import partial
 from http import HTTPStatus
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import InterfaceError, OperationalError, ProgrammingError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service import __version__
 from service.api import edr, forecasts, ops, page, runs, verification
 from service.api.auth import check_admin_token
-from service.api.deps import ECHO_CHARS, AppState, Metrics, Problem, clip, problem_response
+from service.api.deps import (
+    ECHO_CHARS,
+    SCHEMA_MESSAGE,
+    AppState,
+    Metrics,
+    Problem,
+    clip,
+    is_schema_error,
+    problem_response,
+    single_valued_query,
+)
+from service.api.encoding import NegotiatedGZip
 from service.api.guard import HeadAsGet, RequestGuard
 from service.api.reuse import ReusedAnswers
 from service.grid import Grid
@@ -81,14 +91,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "Errors are RFC 9457 problem documents; HEAD works wherever GET does."
         ),
         lifespan=lifespan,
+        dependencies=[Depends(single_valued_query)],  # lat=1&lat=2: 422, not last-wins
         docs_url=None,  # served by the page router from packaged assets (works offline)
+        redoc_url=None,  # ReDoc would load its script from a CDN; /docs works offline
     )
     app.state.pm25 = state
     # Starlette runs the middleware added last first: timing sees every answer, the guard
     # refuses before anything else runs, HEAD is answered as GET with the GET's headers
     # (compressed as the GET would be), and the body left out; an answer of a published run
     # kept whole is sent again before routing (service.api.reuse).
-    app.add_middleware(GZipMiddleware, minimum_size=GZIP_MINIMUM_BYTES, compresslevel=GZIP_LEVEL)
+    app.add_middleware(NegotiatedGZip, minimum_size=GZIP_MINIMUM_BYTES, compresslevel=GZIP_LEVEL)
     app.add_middleware(
         ReusedAnswers, is_current=partial(forecasts.is_current, state), answers=state.answers
     )
@@ -144,10 +156,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.exception_handler(OperationalError)
     @app.exception_handler(InterfaceError)
     @app.exception_handler(PoolTimeoutError)
+    @app.exception_handler(ProgrammingError)
     async def database_problem(request: Request, exc: Exception) -> JSONResponse:
         # the answer names neither the database URL nor the SQL nor its parameters; the log
         # has the driver's message (no SQL), with the URL's password blanked
         reason = redact_text(str(getattr(exc, "orig", None) or type(exc).__name__), db_url)
+        if is_schema_error(exc):  # an unmigrated database: say what to do
+            log.error("database schema missing or out of date on %s", clip(request.url.path))
+            return problem_response(
+                503,
+                "Database schema not ready",
+                SCHEMA_MESSAGE,
+                request.url.path,
+                headers={"Retry-After": "30"},
+            )
+        if isinstance(exc, ProgrammingError):  # a bug, not an outage
+            return await server_problem(request, exc)
         log.error(
             "database error on %s: %s: %s",
             clip(request.url.path),

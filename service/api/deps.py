@@ -7,6 +7,7 @@ so the API's import graph has no circle.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -36,6 +37,29 @@ ECHO_CHARS = 100
 CPU_CONCURRENCY = 2
 MiB = 1 << 20
 ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+#: The earliest target date a run may be started for: no CMAQ or WRF archive the service
+#: reads reaches further back, and the date arithmetic of a run stays far from ``date.min``.
+EARLIEST_RUN_DATE = dt.date(2000, 1, 1)
+#: How many days after tomorrow (KST) a run may be started for: a forecast of D is made on
+#: D-1 from the CMAQ and WRF runs for D, which do not exist further ahead (a run queued for
+#: 9999-12-31 would wait for its inputs forever).
+RUN_DAYS_AFTER_TOMORROW = 1
+
+
+#: What readiness and every data route say when the tables are missing or behind.
+SCHEMA_MESSAGE = "database schema missing or out of date: run `pm25 migrate`"
+#: SQLSTATEs of a missing table or column (PostgreSQL: undefined_table, undefined_column).
+_SCHEMA_SQLSTATES = frozenset({"42P01", "42703"})
+
+
+def is_schema_error(exc: BaseException) -> bool:
+    """Whether a database error says a table or column is missing: the database was never
+    migrated (``pm25 migrate``), or is behind this version of the service."""
+    orig = getattr(exc, "orig", None)
+    if getattr(orig, "sqlstate", None) in _SCHEMA_SQLSTATES:
+        return True
+    text = str(orig if orig is not None else exc)
+    return "no such table" in text or "no such column" in text
 
 
 def clip(text: str, limit: int = ECHO_CHARS) -> str:
@@ -231,6 +255,99 @@ DatePath = Annotated[
         description="YYYY-MM-DD (a KST day), 'today' or 'tomorrow' (KST), or 'latest'",
     ),
 ]
+
+
+def shift_date(day: dt.date, days: int) -> dt.date:
+    """``day`` plus ``days`` days, or a 422 problem when that leaves the calendar (years 1-9999).
+
+    Raises
+    ------
+    Problem
+        422, instead of the ``OverflowError`` of ``date + timedelta`` near ``date.min`` or
+        ``date.max``.
+    """
+    try:
+        return day + dt.timedelta(days=days)
+    except OverflowError:
+        raise Problem(
+            422,
+            "Invalid date",
+            f"{day} is too close to the ends of the calendar: {abs(days)} days "
+            f"{'before' if days < 0 else 'after'} it is not a date",
+        ) from None
+
+
+def run_date_refusal(day: dt.date, today: dt.date | None = None) -> str | None:
+    """Why a run of target date ``day`` may not be started, or None when it may.
+
+    A run may be started for :data:`EARLIEST_RUN_DATE` .. tomorrow (KST) plus
+    :data:`RUN_DAYS_AFTER_TOMORROW` days; ``today`` (default: today in KST) is for tests.
+    ``pm25 run --date`` and ``POST /v1/runs/{date}`` both ask this.
+    """
+    today = today or today_kst()
+    last = today + dt.timedelta(days=1 + RUN_DAYS_AFTER_TOMORROW)
+    if day < EARLIEST_RUN_DATE:
+        return (
+            f"target date {day} is before {EARLIEST_RUN_DATE}, the earliest a run can be "
+            "started for"
+        )
+    if day > last:
+        return (
+            f"target date {day} is too far ahead: runs can be started up to {last} "
+            "(tomorrow KST plus "
+            f"{RUN_DAYS_AFTER_TOMORROW} day{'s' if RUN_DAYS_AFTER_TOMORROW != 1 else ''}); "
+            "the CMAQ and WRF inputs of later dates do not exist yet"
+        )
+    return None
+
+
+#: A number as a query or body may write it: digits, an optional point and exponent. Not
+#: ``nan``, ``inf``, ``0x10`` nor ``37.5_0`` (Python's float() reads underscores).
+_DECIMAL = re.compile(r"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
+_INTEGER = re.compile(r"[-+]?[0-9]+")
+
+
+def _finite_number(value: Any) -> Any:
+    if isinstance(value, str):
+        if not _DECIMAL.fullmatch(value):
+            raise ValueError(f"{clip(value, 40)!r} is not a number: it must be a finite number")
+        value = float(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("must be a finite number")
+    return value
+
+
+def _whole_number(value: Any) -> Any:
+    if isinstance(value, str) and not _INTEGER.fullmatch(value):
+        raise ValueError(f"{clip(value, 40)!r} is not a whole number (digits only)")
+    return value
+
+
+#: A float written as plain digits (optionally a point and an exponent), finite.
+FiniteFloat = Annotated[float, BeforeValidator(_finite_number)]
+#: An integer written as plain digits (no ``1_2``, no spaces).
+WholeNumber = Annotated[int, BeforeValidator(_whole_number)]
+
+
+async def single_valued_query(request: Request) -> None:
+    """Refuse a query that names a parameter twice (``lat=37.5&lat=35``): every parameter of
+    the API takes one value, and which of two would win is the client's guess.
+
+    Raises
+    ------
+    Problem
+        422 naming the parameter.
+    """
+    seen: set[str] = set()
+    for key, _ in request.query_params.multi_items():
+        if key in seen:
+            raise Problem(
+                422,
+                "Repeated parameter",
+                f"query parameter {clip(key)!r} is given more than once; give it once",
+                parameter=clip(key),
+            )
+        seen.add(key)
 
 
 def parse_date(text: str, state: AppState) -> dt.date:

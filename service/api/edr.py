@@ -11,6 +11,7 @@ answer, 404 for an unknown collection, instance or location).
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import math
 import re
 from collections.abc import Callable
@@ -22,13 +23,14 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from sqlalchemy import select
 
 from service.api import edr_documents as docs
-from service.api.deps import ISO_DATE, AppState, Problem, StateDep, clip
+from service.api.deps import AppState, FiniteFloat, Problem, StateDep, clip, iso_date
 from service.api.forecasts import (
     CACHE_CONTROL,
     MAX_POINTS,
     Payload,
     dumps,
     netcdf_attributes,
+    not_modified,
     rendered,
     resolve,
     reuse_answer,
@@ -37,7 +39,7 @@ from service.api.forecasts import (
 )
 from service.api.render import to_netcdf
 from service.api.selection import OutsideGridError
-from service.storage.tables import Publication, Run
+from service.storage.tables import ModelRecord, Publication, Run
 from service.timeaxis import KST, valid_times_kst
 
 router = APIRouter(prefix="/edr", tags=["OGC API - EDR"])
@@ -45,6 +47,7 @@ EARTH_RADIUS_KM = 6370.0  # the sphere of the grid (and of selection's distances
 MAX_RADIUS_KM = 1000.0
 _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 _PAIR = re.compile(rf"\s*({_NUMBER})\s+({_NUMBER})(?:\s+{_NUMBER})?\s*")
+_HAS_TIME = re.compile(r"[0-9][Tt ][0-9]")
 _WKT = re.compile(r"\s*(POINT|MULTIPOINT|POLYGON)\s*(?:Z\s*)?\((.*)\)\s*", re.IGNORECASE | re.S)
 _FORMATS = {
     "coveragejson": "CoverageJSON",
@@ -57,7 +60,11 @@ _FORMATS = {
 
 CollectionId = Annotated[str, Path(max_length=64, description="the collection: pm25-forecast")]
 InstanceId = Annotated[
-    str, Path(max_length=10, description="a published daily run: its target date, YYYY-MM-DD")
+    str,
+    Path(
+        max_length=10,
+        description="a published daily run: its target date, YYYY-MM-DD, or 'latest'",
+    ),
 ]
 Coords = Annotated[
     str,
@@ -111,6 +118,25 @@ def published_dates(state: AppState) -> list[dt.date]:
         return list(s.scalars(select(Publication.target_date).order_by(Publication.target_date)))
 
 
+def synthetic_dates(state: AppState) -> list[dt.date]:
+    """The published target dates whose model was trained on SYNTHETIC data, oldest first."""
+    with state.sessions() as s:
+        return list(
+            s.scalars(
+                select(Publication.target_date)
+                .join(Run, Publication.run_id == Run.id)
+                .join(ModelRecord, Run.model_id == ModelRecord.id)
+                .where(ModelRecord.synthetic.is_(True))
+                .order_by(Publication.target_date)
+            )
+        )
+
+
+def catalogue(state: AppState) -> tuple[list[dt.date], list[dt.date]]:
+    """:func:`published_dates` and :func:`synthetic_dates`, in one worker thread hop."""
+    return published_dates(state), synthetic_dates(state)
+
+
 def check_collection(collection_id: str) -> None:
     if collection_id != docs.COLLECTION_ID:
         raise Problem(
@@ -121,13 +147,25 @@ def check_collection(collection_id: str) -> None:
 
 
 def check_instance(instance_id: str) -> str:
-    if not ISO_DATE.fullmatch(instance_id):
+    """An instance id as :func:`service.api.forecasts.resolve` takes it: a target date
+    ``YYYY-MM-DD`` or ``latest`` (the newest published run, as ``/v1``'s ``latest``).
+
+    Raises
+    ------
+    Problem
+        404 for anything else (``today``, ``20240109``, ``2024-13-45``), saying what ids are.
+    """
+    if instance_id == "latest":
+        return instance_id
+    try:
+        iso_date(instance_id)
+    except ValueError:
         raise Problem(
             404,
             "Unknown instance",
-            f"no instance {clip(instance_id)!r}: ids are "
-            "the target dates of published runs, YYYY-MM-DD",
-        )
+            f"no instance {clip(instance_id)!r}: ids are the target dates of published runs, "
+            "YYYY-MM-DD (see .../instances), or 'latest' for the newest",
+        ) from None
     return instance_id
 
 
@@ -164,6 +202,18 @@ def interpolation(method: str | None, interp: str | None) -> str:
 
 
 def _instant(text: str) -> dt.datetime:
+    """An RFC 3339 date-time; without an offset, KST.
+
+    A date alone (``2026-12-07``) is refused, not read as its midnight: EDR's ``datetime`` is
+    a date-time, and the whole KST day is the interval ``D T00:00+09:00/D T23:00+09:00``.
+    """
+    if not _HAS_TIME.search(text):
+        day = text.strip()
+        raise bad(
+            f"datetime {clip(text)!r} has no time of day: give an instant "
+            f"({clip(day, 20)}T12:00:00+09:00) or, for the whole KST day, the interval "
+            f"{clip(day, 20)}T00:00:00+09:00/{clip(day, 20)}T23:00:00+09:00"
+        )
     try:
         value = dt.datetime.fromisoformat(text.strip())
     except ValueError:
@@ -258,9 +308,11 @@ def distance_km(lon: Any, lat: Any, lon0: float, lat0: float) -> Any:
 
 
 @router.get("", summary="EDR landing page")
-async def landing(request: Request) -> Response:
-    """The OGC API - EDR landing page: links to conformance, collections and the API docs."""
-    return json_response(docs.landing_page(edr_base(request)))
+async def landing(request: Request, state: StateDep) -> Response:
+    """The OGC API - EDR landing page: links to conformance, collections and the API docs;
+    its description says SYNTHETIC when a published forecast's model was trained on it."""
+    synthetic = await anyio.to_thread.run_sync(synthetic_dates, state)
+    return json_response(docs.landing_page(edr_base(request), synthetic=bool(synthetic)))
 
 
 @router.get("/conformance", summary="EDR conformance classes")
@@ -270,23 +322,30 @@ async def conformance() -> Response:
 
 @router.get("/collections", summary="EDR collections: the PM2.5 forecast")
 async def collections(request: Request, state: StateDep) -> Response:
-    dates = await anyio.to_thread.run_sync(published_dates, state)
-    return json_response(docs.collections(edr_base(request), state.grid, dates, valid_times_kst))
+    dates, synthetic = await anyio.to_thread.run_sync(catalogue, state)
+    body = docs.collections(
+        edr_base(request), state.grid, dates, valid_times_kst, synthetic=bool(synthetic)
+    )
+    return json_response(body)
 
 
 @router.get("/collections/{collection_id}", summary="The PM2.5 forecast collection")
 async def collection(collection_id: CollectionId, request: Request, state: StateDep) -> Response:
     check_collection(collection_id)
-    dates = await anyio.to_thread.run_sync(published_dates, state)
-    return json_response(docs.collection(edr_base(request), state.grid, dates, valid_times_kst))
+    dates, synthetic = await anyio.to_thread.run_sync(catalogue, state)
+    body = docs.collection(
+        edr_base(request), state.grid, dates, valid_times_kst, synthetic=bool(synthetic)
+    )
+    return json_response(body)
 
 
 @router.get("/collections/{collection_id}/instances", summary="Published daily runs")
 async def instances(collection_id: CollectionId, request: Request, state: StateDep) -> Response:
     """One instance per published daily run, its id the target date (newest first)."""
     check_collection(collection_id)
-    dates = await anyio.to_thread.run_sync(published_dates, state)
-    return json_response(docs.instances(edr_base(request), state.grid, dates, valid_times_kst))
+    dates, synthetic = await anyio.to_thread.run_sync(catalogue, state)
+    body = docs.instances(edr_base(request), state.grid, dates, valid_times_kst, synthetic)
+    return json_response(body)
 
 
 @router.get("/collections/{collection_id}/instances/{instance_id}", summary="One daily run")
@@ -294,9 +353,12 @@ async def instance(
     collection_id: CollectionId, instance_id: InstanceId, request: Request, state: StateDep
 ) -> Response:
     check_collection(collection_id)
-    day, _, _ = await resolve(check_instance(instance_id), state)
+    day, run, _ = await resolve(check_instance(instance_id), state)
     dates = await anyio.to_thread.run_sync(published_dates, state)
-    body = docs.collection(edr_base(request), state.grid, dates, valid_times_kst, instance=day)
+    synthetic = bool(run_meta(state, run).get("trained_on_synthetic_data"))
+    body = docs.collection(
+        edr_base(request), state.grid, dates, valid_times_kst, instance=day, synthetic=synthetic
+    )
     return json_response(body)
 
 
@@ -317,10 +379,15 @@ async def answer(
     day, run, field = await resolve(
         check_instance(instance_id) if instance_id is not None else "latest", state
     )
+    # the run and the query decide the answer: an ETag from both, stable across processes
+    digest = hashlib.sha256(repr(key).encode()).hexdigest()[:20]
+    etag = f'"run-{run.id}-edr-{digest}"'
+    if (cached := not_modified(request, etag)) is not None:
+        return cached
     payload = await rendered(state, ("edr", run.id, *key), lambda: build(day, run, field))
     if instance_id is not None:
         reuse_answer(request, instance_id, day, run)
-    headers = {"Cache-Control": CACHE_CONTROL, "X-Run-Id": str(run.id)}
+    headers = {"Cache-Control": CACHE_CONTROL, "X-Run-Id": str(run.id), "ETag": etag}
     if filename is not None and payload.media_type == docs.NETCDF:
         headers["Content-Disposition"] = f'attachment; filename="{filename}_{day:%Y%m%d}.nc"'
     return payload.response(request, headers)
@@ -480,7 +547,7 @@ class Interp:
 
 CommonDep = Annotated[Common, Depends()]
 InterpDep = Annotated[Interp, Depends()]
-Within = Annotated[float, Query(gt=0, description="the radius, in within-units")]
+Within = Annotated[FiniteFloat, Query(gt=0, description="the radius, in within-units")]
 WithinUnits = Annotated[str, Query(alias="within-units", max_length=10, description="km or m")]
 Bbox = Annotated[
     str, Query(max_length=200, description="minlon,minlat,maxlon,maxlat (CRS84, degrees)")

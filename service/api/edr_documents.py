@@ -78,15 +78,28 @@ def _link(href: str, rel: str, type_: str = "application/json", title: str | Non
     return Link(href=href, rel=rel, type=type_, title=title)
 
 
-def landing_page(base: str) -> LandingPageModel:
-    """The EDR landing page at ``base`` (the URL of ``/edr``)."""
+#: What the metadata adds when a model trained on SYNTHETIC data made a forecast served.
+SYNTHETIC_NOTE = (
+    " SYNTHETIC: the model was trained on SYNTHETIC twin data; its values are not a real "
+    "air-quality forecast."
+)
+
+
+def _keywords(words: list[str], synthetic: bool) -> list[str]:
+    return [*words, "SYNTHETIC"] if synthetic else words
+
+
+def landing_page(base: str, *, synthetic: bool = False) -> LandingPageModel:
+    """The EDR landing page at ``base`` (the URL of ``/edr``); ``synthetic``: a published
+    forecast comes from a model trained on SYNTHETIC data (said in the description)."""
     return LandingPageModel(
         title="pm25-forecast: OGC API - Environmental Data Retrieval",
         description=(
             "Tomorrow's hourly PM2.5 (ug/m3) over South Korea on a 9 km Lambert grid; each "
             "published daily run is an instance named by its target date (KST)."
+            + (SYNTHETIC_NOTE if synthetic else "")
         ),
-        keywords=["PM2.5", "air quality", "forecast", "South Korea"],
+        keywords=_keywords(["PM2.5", "air quality", "forecast", "South Korea"], synthetic),
         links=[
             _link(base, "self", title="this document"),
             _link(f"{base}/conformance", "conformance", title="conformance classes"),
@@ -165,12 +178,19 @@ def _temporal(dates: Sequence[dt.date], times: Any) -> Temporal:
 
 
 def collection(
-    base: str, grid: Grid, dates: Sequence[dt.date], times: Any, *, instance: dt.date | None = None
+    base: str,
+    grid: Grid,
+    dates: Sequence[dt.date],
+    times: Any,
+    *,
+    instance: dt.date | None = None,
+    synthetic: bool = False,
 ) -> Collection:
     """The collection (``instance`` None) or one instance: extent, queries and parameter.
 
     ``dates`` are the published target dates, oldest first; ``times(date)`` gives a date's 24
-    aware valid times.
+    aware valid times; ``synthetic``: a model trained on SYNTHETIC data made (one of) the
+    forecasts, which the description and keywords then say.
     """
     href = f"{base}/collections/{COLLECTION_ID}"
     if instance is not None:
@@ -203,9 +223,9 @@ def collection(
         "description": (
             "Hourly PM2.5 for the 24 hours 00:00-23:00 KST of each target date, on the 59 x 68 "
             "Lambert conformal 9 km grid over South Korea. Point values are bilinear "
-            "(default) or nearest-cell."
+            "(default) or nearest-cell." + (SYNTHETIC_NOTE if synthetic else "")
         ),
-        "keywords": ["PM2.5", "forecast"],
+        "keywords": _keywords(["PM2.5", "forecast"], synthetic),
         "links": links,
         "extent": extent,
         "data_queries": DataQueries(**queries),
@@ -217,19 +237,33 @@ def collection(
     return Instance(**fields) if instance else Collection(**fields)
 
 
-def collections(base: str, grid: Grid, dates: Sequence[dt.date], times: Any) -> Collections:
+def collections(
+    base: str, grid: Grid, dates: Sequence[dt.date], times: Any, *, synthetic: bool = False
+) -> Collections:
     return Collections(
         links=[_link(f"{base}/collections", "self")],
-        collections=[collection(base, grid, dates, times)],
+        collections=[collection(base, grid, dates, times, synthetic=synthetic)],
     )
 
 
-def instances(base: str, grid: Grid, dates: Sequence[dt.date], times: Any) -> Instances:
+def instances(
+    base: str,
+    grid: Grid,
+    dates: Sequence[dt.date],
+    times: Any,
+    synthetic: Sequence[dt.date] = (),
+) -> Instances:
+    """Every published run, newest first; ``synthetic``: the dates whose model was trained on
+    SYNTHETIC data."""
     href = f"{base}/collections/{COLLECTION_ID}/instances"
+    marked = set(synthetic)
     return Instances(
         links=[_link(href, "self")],
         instances=[
-            cast(Instance, collection(base, grid, dates, times, instance=d))
+            cast(
+                Instance,
+                collection(base, grid, dates, times, instance=d, synthetic=d in marked),
+            )
             for d in reversed(dates)
         ],
     )

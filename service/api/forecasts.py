@@ -26,16 +26,20 @@ import orjson
 from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 
+from service.api import encoding
 from service.api.coast import load_coastline
 from service.api.deps import (
     F32,
     AppState,
     DatePath,
+    FiniteFloat,
     Problem,
     StateDep,
+    WholeNumber,
     clip,
     parse_date,
 )
+from service.api.encoding import gzip_etag, request_accepts_gzip
 from service.api.render import to_netcdf, to_png
 from service.api.reuse import reusable
 from service.api.schemas import RunRef
@@ -77,8 +81,10 @@ class Payload:
         if self.gzipped is None:
             return Response(self.body, media_type=self.media_type, headers=headers)
         headers = {**headers, "Vary": "Accept-Encoding"}
-        if "gzip" in request.headers.get("accept-encoding", ""):
+        if request_accepts_gzip(request):
             headers["Content-Encoding"] = "gzip"
+            if "ETag" in headers:  # another representation, another tag
+                headers["ETag"] = gzip_etag(headers["ETag"])
             return Response(self.gzipped, media_type=self.media_type, headers=headers)
         return Response(self.body, media_type=self.media_type, headers=headers)
 
@@ -224,10 +230,9 @@ def _published_from_db(state: AppState, date: dt.date) -> tuple[Run, F32]:
 
 
 def not_modified(request: Request, etag: str) -> Response | None:
-    inm = request.headers.get("if-none-match", "")
-    if etag in [t.strip() for t in inm.split(",")] or inm.strip() == "*":
-        return Response(status_code=304, headers={"ETag": etag, "Cache-Control": CACHE_CONTROL})
-    return None
+    """304 when ``If-None-Match`` names ``etag`` or its gzipped twin (weak comparison, lists,
+    ``*``: :func:`service.api.encoding.not_modified`), else None."""
+    return encoding.not_modified(request, etag, CACHE_CONTROL)
 
 
 def grid_description(state: AppState) -> dict[str, Any]:
@@ -248,7 +253,7 @@ async def get_grid(
     request: Request,
     state: StateDep,
     hour: Annotated[
-        int | Literal["mean"] | None,
+        WholeNumber | Literal["mean"] | None,
         Query(description="One hour (KST, 0-23; all 24 if absent); 'mean' (the daily mean, PNG)"),
     ] = None,
     format: Annotated[Literal["json", "netcdf", "png"], Query()] = "json",
@@ -419,8 +424,8 @@ async def get_point(
     date: DatePath,
     request: Request,
     state: StateDep,
-    lat: Annotated[float, Query(ge=-90, le=90)],
-    lon: Annotated[float, Query(ge=-180, le=360)],
+    lat: Annotated[FiniteFloat, Query(ge=-90, le=90)],
+    lon: Annotated[FiniteFloat, Query(ge=-180, le=360)],
     method: Annotated[Literal["bilinear", "nearest"], Query()] = "bilinear",
 ) -> Response:
     """Hourly PM2.5, daily mean, Korean grade and advisory hours at a latitude/longitude."""
@@ -439,8 +444,8 @@ async def get_point(
 
 
 class PointIn(BaseModel):
-    lat: float = Field(ge=-90, le=90)
-    lon: float = Field(ge=-180, le=360)
+    lat: FiniteFloat = Field(ge=-90, le=90)
+    lon: FiniteFloat = Field(ge=-180, le=360)
     id: str | None = Field(default=None, max_length=100)
 
 
@@ -513,9 +518,11 @@ async def get_stations_forecast(
     """Every AirKorea station inside the grid: 24 values (bilinear), daily mean and grade.
 
     The CSV is UTF-8 with a byte-order mark (Excel, Korean or not, then shows the station
-    names; ``bom=false`` leaves it out), one row per station; its columns say their units and
-    time zone: ``h00_kst_ug_m3`` .. ``h23_kst_ug_m3`` are the hours 00:00-23:00 KST of the
-    target date.
+    names; ``bom=false`` leaves it out). It opens with ``#`` comment lines naming the run
+    (run id, model, CMAQ/WRF init times, ``trained_on_synthetic_data``, and a SYNTHETIC line
+    when so), then a header and one row per station; its columns say their units and time
+    zone: ``h00_kst_ug_m3`` .. ``h23_kst_ug_m3`` are the hours 00:00-23:00 KST of the target
+    date.
     """
     day, run, field = await resolve(date, state)
     bom = bom and format == "csv"
@@ -540,7 +547,8 @@ def stations_payload(
     """The forecast at every station of one run, as CSV or JSON, rendered."""
     rows = station_rows(state, day, field)
     if format == "csv":
-        return Payload.of(stations_csv(day, rows, bom=bom), "text/csv; charset=utf-8")
+        meta = run_meta(state, run)
+        return Payload.of(stations_csv(day, rows, bom=bom, meta=meta), "text/csv; charset=utf-8")
     return Payload.json(
         {
             "run": run_meta(state, run),
@@ -552,9 +560,44 @@ def stations_payload(
     )
 
 
-def stations_csv(day: dt.date, rows: list[dict[str, Any]], *, bom: bool) -> bytes:
-    """The station forecasts as CSV for spreadsheets: units and time zone in the column names."""
+def csv_provenance(meta: dict[str, Any]) -> list[str]:
+    """The comment lines that open a CSV answer: the run that produced it (as every forecast
+    response names it), and a SYNTHETIC warning when the model was trained on twin data."""
+    model = meta.get("model") or {}
+    synthetic = bool(meta.get("trained_on_synthetic_data"))
+    name = f"{model.get('name')} {model.get('version')}" if model else "none (CMAQ's own PM2.5)"
+    fields = {
+        "run_id": meta.get("run_id"),
+        "target_date_kst": meta.get("target_date"),
+        "attempt": meta.get("attempt"),
+        "model": name,
+        "model_sha256": model.get("sha256", ""),
+        "cmaq_init": meta.get("cmaq_init") or "",
+        "wrf_init": meta.get("wrf_init") or "",
+        "published_at": meta.get("published_at") or "",
+        "cmaq_fallback": str(bool(meta.get("cmaq_fallback"))).lower(),
+        "trained_on_synthetic_data": str(synthetic).lower(),
+    }
+    lines = ["# " + ", ".join(f"{k}={v}" for k, v in fields.items())]
+    if synthetic:
+        lines.append(
+            "# SYNTHETIC: the model was trained on SYNTHETIC twin data; "
+            "these values are not a real air-quality forecast"
+        )
+    return lines
+
+
+def stations_csv(
+    day: dt.date, rows: list[dict[str, Any]], *, bom: bool, meta: dict[str, Any] | None = None
+) -> bytes:
+    """The station forecasts as CSV for spreadsheets: units and time zone in the column names.
+
+    With ``meta`` (the run's reference) it opens with ``#`` comment lines naming the run
+    (:func:`csv_provenance`); ``pandas.read_csv(..., comment="#")`` skips them.
+    """
     buf = io.StringIO()
+    for line in csv_provenance(meta) if meta is not None else []:
+        buf.write(line + "\r\n")  # the csv module's line ending
     w = csv.writer(buf)
     w.writerow(
         [
@@ -626,6 +669,7 @@ def get_station_forecast(
     code: Annotated[
         str, Path(max_length=64, description="6-digit code, or the name of a station without")
     ],
+    request: Request,
     state: StateDep,
     date: Annotated[
         str,
@@ -634,16 +678,23 @@ def get_station_forecast(
             description="YYYY-MM-DD (a KST day), 'today' or 'tomorrow' (KST), or 'latest'",
         ),
     ] = "latest",
-) -> dict[str, Any]:
-    """The forecast at a station by its 6-digit code (or its name, for stations without one)."""
-    station = next((s for s in state.stations if code in (s.code, s.name)), None)
-    if station is None:
+) -> Response:
+    """The forecast at a station by its 6-digit code (or its name, for stations without one).
+
+    Carries an ETag tied to the run and the station, and honours ``If-None-Match``.
+    """
+    index = next((i for i, s in enumerate(state.stations) if code in (s.code, s.name)), None)
+    if index is None:
         raise Problem(404, "Unknown station", f"no station with code or name {clip(code)!r}")
+    station = state.stations[index]
     if state.station_cells.get(station.code or station.name) is None:
         raise Problem(422, "Outside the grid", f"station {code} lies outside the forecast grid")
     day, run, field = forecast(date, state)
+    etag = f'"run-{run.id}-station-{index}"'  # the catalogue's order: ASCII for any name
+    if (cached := not_modified(request, etag)) is not None:
+        return cached
     body = point_body(state, day, run, field, station.lat, station.lon, "bilinear")
-    return {
+    content = {
         "run": run_meta(state, run),
         "station": {
             "station_code": station.code or None,
@@ -653,3 +704,5 @@ def get_station_forecast(
         },
         **body,
     }
+    headers = {"ETag": etag, "Cache-Control": CACHE_CONTROL, "X-Run-Id": str(run.id)}
+    return Response(dumps(content), media_type="application/json", headers=headers)

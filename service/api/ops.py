@@ -2,7 +2,8 @@
 
 Liveness and readiness answer in milliseconds under any load: both run on the event loop,
 which the other routes keep free (see :mod:`service.api.forecasts`); readiness asks the
-database in a thread of its own at most once a second and shares the answer.
+database (reachable, schema at the newest revision) in a thread of its own at most once a
+second and shares the answer.
 """
 
 from __future__ import annotations
@@ -13,13 +14,14 @@ import time
 import anyio
 from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from service import __version__
-from service.api.deps import AppState, Problem, StateDep
+from service.api.deps import SCHEMA_MESSAGE, AppState, Problem, StateDep
 from service.api.schemas import Health, Ready
 from service.storage import repository as repo
+from service.storage.migrate import SchemaNotReadyError, check_schema
 from service.storage.tables import Run, RunStatus
 
 router = APIRouter(tags=["operations"])
@@ -38,28 +40,25 @@ async def health() -> Health:
     return HEALTH
 
 
-@router.get("/v1/ready", summary="Readiness: the database answers")
+@router.get("/v1/ready", summary="Readiness: the database answers, its schema is current")
 async def ready(state: StateDep) -> Ready:
-    """Ready when the database answered ``SELECT 1`` within the last second."""
+    """Ready when, within the last second, the database answered and its schema was at the
+    newest revision (:func:`service.storage.migrate.check_schema`, as ``pm25 run`` checks)."""
     error = await readiness(state)
     if error is not None:
-        raise Problem(
-            503,
-            "Not ready",
-            f"the database is unreachable ({error})",
-            headers={"Retry-After": "1"},
-        )
+        raise Problem(503, "Not ready", error, headers={"Retry-After": "1"})
     return Ready(status="ready")
 
 
 async def readiness(state: AppState) -> str | None:
-    """None when the database answers, else the error's class name (cached one second)."""
+    """None when the database answers with the newest schema, else why not (cached one
+    second)."""
     if state.ready[0] > time.monotonic():
         return state.ready[1]
     async with state.ready_lock:
         if state.ready[0] > time.monotonic():  # another probe asked meanwhile
             return state.ready[1]
-        error: str | None = "timed out"
+        error: str | None = "the database is unreachable (timed out)"
         with anyio.move_on_after(READY_TIMEOUT_S):
             # its own limiter: never queued behind busy routes in the default thread pool
             error = await anyio.to_thread.run_sync(
@@ -70,11 +69,13 @@ async def readiness(state: AppState) -> str | None:
 
 
 def _ping(state: AppState) -> str | None:
+    engine = state.sessions.kw["bind"]
     try:
-        with state.sessions() as s:
-            s.execute(text("SELECT 1"))
+        check_schema(engine, engine.url.render_as_string(hide_password=True))
+    except SchemaNotReadyError:
+        return SCHEMA_MESSAGE
     except SQLAlchemyError as exc:
-        return type(exc).__name__
+        return f"the database is unreachable ({type(exc).__name__})"
     return None
 
 

@@ -24,6 +24,7 @@ from fastapi.staticfiles import StaticFiles
 from service.api import forecasts
 from service.api.coast import load_coastline
 from service.api.deps import StateDep
+from service.api.encoding import gzip_etag, request_accepts_gzip
 from service.grid import Grid
 from service.stations import Station
 from service.timeaxis import valid_times_kst
@@ -156,7 +157,9 @@ def _geometry(grid: Grid, stations: tuple[Station, ...]) -> bytes:
 def _json(request: Request, body: bytes, headers: dict[str, str]) -> Response:
     """A JSON body compressed once and kept (the middleware would gzip it on every request)."""
     headers = {**headers, "Vary": "Accept-Encoding"}
-    if "gzip" in request.headers.get("accept-encoding", ""):
+    if request_accepts_gzip(request):
+        if "ETag" in headers:  # another representation, another tag
+            headers["ETag"] = gzip_etag(headers["ETag"])
         return Response(
             _gzip(body),
             media_type="application/json",
@@ -208,7 +211,8 @@ def page_forecast(date: str, request: Request, state: StateDep) -> Response:
             "stations": forecasts.station_rows(state, day, field),
             "verification_api": True,  # GET /v1/verification ships with the page
         }
-        body = state.files.put(key, json.dumps(doc, ensure_ascii=False).encode())
+        encoded = json.dumps(doc, ensure_ascii=False).encode()
+        body = state.files.put(key, encoded, len(encoded))  # counted against the byte limit
     headers = {"ETag": etag, "Cache-Control": forecasts.CACHE_CONTROL, "X-Run-Id": str(run.id)}
     return _json(request, body, headers)
 

@@ -124,6 +124,55 @@ def _crossing(a: FloatArray, b: FloatArray, at: float) -> float | None:
     return None
 
 
+#: The PNG map's width and left margin (inches), the title's size (points) and the height of
+#: one more title line (inches).
+PNG_WIDTH_IN = 9.0
+PNG_LEFT_IN = 0.7
+TITLE_POINTS = 11
+TITLE_LINE_IN = 0.2
+
+
+def wrap_title(title: str, max_width_px: float, fontsize: float = TITLE_POINTS) -> str:
+    """``title`` with its lines broken so that none is wider than ``max_width_px`` at 100 dpi.
+
+    A line breaks at its `` · `` separators first, then at the ``+`` of a long model name
+    (``convlstm-case3+validation=seasonal+...``), and only then anywhere; nothing is dropped.
+    """
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.textpath import TextToPath
+
+    measure = TextToPath()
+    props = FontProperties(size=fontsize)
+
+    def fits(text: str) -> bool:
+        width, _, _ = measure.get_text_width_height_descent(text, props, ismath=False)
+        return bool(width * 100 / 72 <= max_width_px)  # points to pixels at 100 dpi
+
+    def pack(pieces: list[str], joiner: str) -> list[str]:
+        lines: list[str] = []
+        for piece in pieces:
+            if lines and fits(lines[-1] + joiner + piece):
+                lines[-1] += joiner + piece
+            else:
+                lines.append(piece)
+        return lines
+
+    out: list[str] = []
+    for line in title.splitlines():
+        for part in pack(line.split(" · "), " · "):
+            if fits(part):
+                out.append(part)
+                continue
+            first, *rest = part.split("+")
+            for chunk in pack([first, *(f"+{p}" for p in rest)], ""):  # "+" starts a line
+                while not fits(chunk):  # no separator left: cut where it still fits
+                    cut = max(k for k in range(1, len(chunk) + 1) if fits(chunk[:k]) or k == 1)
+                    out.append(chunk[:cut])
+                    chunk = chunk[cut:]
+                out.append(chunk)
+    return "\n".join(out)
+
+
 def to_png(
     field2d: F32,
     grid: Grid,
@@ -132,13 +181,29 @@ def to_png(
     title: str,
     synthetic: bool,
 ) -> bytes:
-    """A map of one hour (or the daily mean) for people, 900 pixels wide.
+    """A map of one hour (or the daily mean) for people, 900 pixels wide (:func:`png_figure`)."""
+    fig = png_figure(field2d, grid, coast, title=title, synthetic=synthetic)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
+
+
+def png_figure(
+    field2d: F32,
+    grid: Grid,
+    coast: npt.NDArray[np.floating],
+    *,
+    title: str,
+    synthetic: bool,
+) -> Any:
+    """The map of :func:`to_png` as a matplotlib ``Figure``.
 
     Cells coloured by the four Korean grades, a colour bar in ug/m3 with the grade bounds
     and names beside the map (never over it), the coastline, a latitude/longitude graticule,
-    ``title`` (date, hour in KST, run and model) and, when ``synthetic``, "SYNTHETIC" across
-    the whole picture. Drawn with matplotlib's object API (no pyplot, no global state), so
-    it is safe in any thread.
+    ``title`` (date, hour in KST, run and model; wrapped by :func:`wrap_title` to the
+    picture's width, which grows taller for more lines) and, when ``synthetic``,
+    "SYNTHETIC" across the whole picture. Drawn with matplotlib's object API (no pyplot, no
+    global state), so it is safe in any thread.
     """
     from matplotlib.colors import BoundaryNorm, ListedColormap
     from matplotlib.figure import Figure
@@ -147,8 +212,11 @@ def to_png(
     x0, x1 = s.xorig_m, s.xorig_m + s.ncols * s.cell_m
     y0, y1 = s.yorig_m, s.yorig_m + s.nrows * s.cell_m
     font = hangul_font()
+    width = PNG_WIDTH_IN
+    title = wrap_title(title, (width - PNG_LEFT_IN - 0.15) * 100)
+    extra_lines = max(0, len(title.splitlines()) - 2)  # two fit above the map as it was
     # The map's axes have the grid's own aspect (0.1 inch a cell), so no space is wasted.
-    width, height = 9.0, 0.1 * s.nrows + 1.6
+    height = 0.1 * s.nrows + 1.6 + TITLE_LINE_IN * extra_lines
     fig = Figure(figsize=(width, height), dpi=100)
     ax = fig.add_axes((0.7 / width, 0.55 / height, 0.1 * s.ncols / width, 0.1 * s.nrows / height))
     left = (0.7 + 0.1 * s.ncols + 0.75) / width
@@ -181,7 +249,7 @@ def to_png(
     ax.set_xticks([t for t, _ in xticks], [label for _, label in xticks], fontsize=9)
     ax.set_yticks([t for t, _ in yticks], [label for _, label in yticks], fontsize=9)
     ax.set_aspect("equal")
-    ax.set_title(title, fontsize=11, loc="left", pad=10)
+    ax.set_title(title, fontsize=TITLE_POINTS, loc="left", pad=10)
 
     bar = fig.colorbar(image, cax=cax, extend="max", spacing="uniform")
     bar.set_ticks(GRADE_BOUNDS, labels=["0", "15 | 16", "35 | 36", "75 | 76", "150"])
@@ -221,6 +289,4 @@ def to_png(
             va="center",
             weight="bold",
         )
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    return buf.getvalue()
+    return fig

@@ -20,6 +20,7 @@ from typing import Any
 from fastapi import Request
 
 from service.api.deps import LRU, MiB
+from service.api.encoding import scope_accepts_gzip
 
 #: The request state's key under which a route names the date and run of its answer.
 REUSE = "pm25_reuse"
@@ -56,14 +57,12 @@ class ReusedAnswers:
         if scope["type"] != "http" or scope["method"] != "GET":
             await self.app(scope, receive, send)
             return
-        encodings: bytes | None = None
-        for name, value in scope["headers"]:
+        for name, _ in scope["headers"]:
             if name == b"if-none-match":
                 await self.app(scope, receive, send)  # the route answers 304 or 200
                 return
-            if name == b"accept-encoding" and encodings is None:
-                encodings = value  # the first, as the routes and Starlette's gzip read it
-        key = (scope["path"], scope["query_string"], b"gzip" in (encodings or b""))
+        # Accept-Encoding as the routes and the gzip middleware read it (q-values, every line)
+        key = (scope["path"], scope["query_string"], scope_accepts_gzip(scope))
         kept = self.answers.get(key)
         if kept is not None and self.is_current(kept[0], kept[1]):
             _, _, route, start, body = kept

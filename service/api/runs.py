@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query
 from fastapi.responses import JSONResponse
+from sqlalchemy import select
 
 from service.api.auth import require_admin
 from service.api.deps import (
@@ -15,8 +16,10 @@ from service.api.deps import (
     IsoDate,
     Problem,
     StateDep,
+    WholeNumber,
     clip,
     parse_date,
+    run_date_refusal,
 )
 from service.api.schemas import (
     DayStatus,
@@ -32,7 +35,7 @@ from service.api.schemas import (
 from service.api.verification import model_drift
 from service.storage import repository as repo
 from service.storage.db import transaction
-from service.storage.tables import RunStatus
+from service.storage.tables import Run, RunStatus
 from service.timeaxis import KST, deadline_of
 
 router = APIRouter(prefix="/v1", tags=["runs"])
@@ -47,8 +50,8 @@ def list_runs(
     ] = None,
     from_: Annotated[IsoDate | None, Query(alias="from", description="YYYY-MM-DD")] = None,
     to: Annotated[IsoDate | None, Query(description="YYYY-MM-DD")] = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    limit: Annotated[WholeNumber, Query(ge=1, le=500)] = 50,
+    offset: Annotated[WholeNumber, Query(ge=0, le=1_000_000)] = 0,
 ) -> RunList:
     with state.sessions() as s:
         runs, total = repo.list_runs(
@@ -60,14 +63,30 @@ def list_runs(
     return RunList(total=total, limit=limit, offset=offset, next_offset=nxt, runs=items)
 
 
-@router.get("/runs/latest", summary="The newest run")
+#: The states of a run that has started or finished; ``latest`` ignores the others (queued,
+#: waiting for its inputs), which may never start.
+STARTED = (RunStatus.RUNNING, RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.LATE)
+
+
+@router.get("/runs/latest", summary="The newest run that has started or finished")
 def latest_run(state: StateDep) -> RunInfo:
+    """The newest attempt of the newest target date with a run that has started or finished.
+
+    A run that is only queued (``pending``) or ``waiting_for_inputs`` has done nothing an
+    operator could inspect, and may never start, so it is not the latest; ``/v1/runs``
+    lists those too, and ``/v1/status`` says how tomorrow's run stands.
+    """
     with state.sessions() as s:
-        runs, _ = repo.list_runs(s, limit=1)
-        if not runs:
-            raise Problem(404, "No run", "no run has been recorded yet")
-        pub = repo.published_run(s, runs[0].target_date)
-        return RunInfo.of_run(runs[0], pub.id if pub else None)
+        run = s.scalars(
+            select(Run)
+            .where(Run.status.in_(STARTED))
+            .order_by(Run.target_date.desc(), Run.attempt.desc())
+            .limit(1)
+        ).first()
+        if run is None:
+            raise Problem(404, "No run", "no run has started yet; /v1/runs lists queued ones")
+        pub = repo.published_run(s, run.target_date)
+        return RunInfo.of_run(run, pub.id if pub else None)
 
 
 @router.get("/runs/{date}", summary="The runs of one target date")
@@ -156,11 +175,17 @@ def start_run(
 ) -> JSONResponse:
     """Queue a run of ``date``; the scheduler process picks it up at its next tick.
 
+    ``date`` must lie between 2000-01-01 and tomorrow (KST) plus one day
+    (:func:`service.api.deps.run_date_refusal`); other dates get 422 and nothing is queued.
+
     Requires ``Authorization: Bearer <PM25_ADMIN_TOKEN>``; anything else is answered 401
     with ``WWW-Authenticate: Bearer``.
     """
     require_admin(authorization, state.settings)
     day = parse_date(date, state)
+    refusal = run_date_refusal(day)
+    if refusal is not None:  # before anything is written: no run row for an impossible date
+        raise Problem(422, "Date out of range", refusal)
     with transaction(state.sessions) as s:
         runs = repo.runs_for_date(s, day)
         running = bool(runs) and runs[-1].status == RunStatus.RUNNING

@@ -20,6 +20,7 @@ size, URL length, requests in flight) are in :mod:`service.api.guard`.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 from http import HTTPStatus
@@ -169,6 +170,77 @@ def app_factory() -> FastAPI:
     if not logging.getLogger().handlers:  # a fresh worker process (``--workers N``)
         configure_logging(settings.log_level)
     return create_app(settings)
+
+
+class PreflightError(Exception):
+    """``pm25 serve`` cannot start: the message is the one line to print."""
+
+
+def check_database(url: str) -> None:
+    """Connect to ``url`` and check that its schema is at the newest revision.
+
+    Done in the parent before uvicorn starts: a worker that cannot build the app would only
+    print a traceback, and with ``--workers 2`` the parent would wait for it forever.
+
+    Raises
+    ------
+    PreflightError
+        The URL does not parse, names no installed driver, the database does not answer,
+        or its schema is missing or behind; the message names ``PM25_DATABASE_URL`` with
+        the password hidden.
+    """
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from service.storage.db import make_engine, redact, redact_text
+    from service.storage.migrate import SchemaNotReadyError, check_schema
+
+    shown = redact(url)
+    try:
+        engine = make_engine(url)
+    except (SQLAlchemyError, ImportError, ValueError) as exc:
+        reason = redact_text(_first_line(exc), url)
+        raise PreflightError(f"PM25_DATABASE_URL ({shown}) is not usable: {reason}") from None
+    try:
+        check_schema(engine, shown)
+    except SchemaNotReadyError as exc:
+        raise PreflightError(
+            f"PM25_DATABASE_URL: database schema missing or out of date: {exc}"
+        ) from None
+    except (SQLAlchemyError, OSError) as exc:
+        reason = redact_text(_first_line(getattr(exc, "orig", None) or exc), url)
+        raise PreflightError(f"PM25_DATABASE_URL ({shown}) does not answer: {reason}") from None
+    finally:
+        engine.dispose()
+
+
+def check_port(host: str, port: int) -> None:
+    """Check that ``host:port`` can be listened on (uvicorn sets ``SO_REUSEADDR`` too).
+
+    Raises
+    ------
+    PreflightError
+        The port is outside 1-65535, already in use, or the host is not an address here.
+    """
+    import socket
+
+    if not 1 <= port <= 65535:
+        raise PreflightError(f"port {port} is not a TCP port (1-65535): see PM25_API_PORT")
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (OSError, UnicodeError) as exc:
+        raise PreflightError(f"cannot listen on host {host!r}: {exc}") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            reason = "already in use" if exc.errno == errno.EADDRINUSE else exc.strerror
+            raise PreflightError(f"cannot listen on {host}:{port}: {reason}") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
 
 
 def serve_api(host: str, port: int, *, workers: int = 1, log_level: str = "info") -> None:

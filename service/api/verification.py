@@ -12,10 +12,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.api.deps import Problem, StateDep, parse_date
+from service.api.deps import DatePath, IsoDate, Problem, StateDep, parse_date, shift_date
 from service.api.schemas import ModelDrift, RunRef
 from service.api.verification_schemas import (
     Skill,
@@ -27,7 +28,7 @@ from service.api.verification_schemas import (
 )
 from service.storage import repository as repo
 from service.storage import verification as vrepo
-from service.storage.tables import VerificationScore
+from service.storage.tables import ModelRecord, Run, VerificationScore
 from service.timeaxis import KST, valid_times_kst
 
 router = APIRouter(prefix="/v1", tags=["verification"])
@@ -36,7 +37,7 @@ DRIFT_DAYS = 14
 
 
 @router.get("/verification/{date}", summary="Every score of a date's forecast")
-def verification_of_date(date: str, state: StateDep) -> VerificationDay:
+def verification_of_date(date: DatePath, state: StateDep) -> VerificationDay:
     """The published forecast of ``date``, raw CMAQ and persistence against the analysis."""
     day = parse_date(date, state)
     with state.sessions() as s:
@@ -123,32 +124,47 @@ def _point(d: dt.date, r: dict[str, VerificationScore]) -> VerificationPoint:
 @router.get("/verification", summary="The daily verification series and rolling summaries")
 def verification_series(
     state: StateDep,
-    from_: Annotated[dt.date | None, Query(alias="from")] = None,
-    to: Annotated[dt.date | None, Query()] = None,
+    from_: Annotated[IsoDate | None, Query(alias="from", description="YYYY-MM-DD")] = None,
+    to: Annotated[IsoDate | None, Query(description="YYYY-MM-DD")] = None,
 ) -> VerificationSeries:
     """Each verified date of ``from..to`` (default: the 30 days up to the newest verified date),
     the model against raw CMAQ over the last 7 and 30 days up to ``to``, and the dates on which
-    the model was worse than raw CMAQ."""
+    the model was worse than raw CMAQ.
+
+    The scores carry ``synthetic``: whether a model trained on SYNTHETIC data made any of
+    the forecasts listed."""
     with state.sessions() as s:
         if to is None:
             to = vrepo.latest_verified_date(s)
             if to is None:
                 raise Problem(404, "No verification", "no forecast has been verified yet")
-        start = from_ or to - dt.timedelta(days=29)
+        month_start = shift_date(to, -29)  # 422, not an OverflowError, near date.min
+        week_start = shift_date(to, -6)
+        start = from_ or month_start
         if start > to:
             raise Problem(422, "Invalid range", f"from {start} is after to {to}")
         if (to - start).days >= MAX_SPAN_DAYS:
             raise Problem(422, "Invalid range", f"at most {MAX_SPAN_DAYS} days at once")
-        rows = vrepo.scores_between(s, min(start, to - dt.timedelta(days=29)), to, full=False)
+        rows = vrepo.scores_between(s, min(start, month_start), to, full=False)
+        run_ids = {r.run_id for r in rows if r.source == "model" and start <= r.target_date}
+        synthetic = bool(run_ids) and bool(
+            s.scalar(
+                select(func.count())
+                .select_from(Run)
+                .join(ModelRecord, Run.model_id == ModelRecord.id)
+                .where(Run.id.in_(run_ids), ModelRecord.synthetic.is_(True))
+            )
+        )
     by = _by_date(rows)
     points = [_point(d, r) for d, r in sorted(by.items()) if start <= d and "model" in r]
     return VerificationSeries(
         start=start,
         end=to,
         days=points,
-        last_7_days=window(rows, to - dt.timedelta(days=6), to),
-        last_30_days=window(rows, to - dt.timedelta(days=29), to),
+        last_7_days=window(rows, week_start, to),
+        last_30_days=window(rows, month_start, to),
         days_worse_than_cmaq=[p.date for p in points if p.worse_than_cmaq],
+        synthetic=synthetic,
     )
 
 

@@ -126,5 +126,8 @@ class VerificationSeries(BaseModel):
     last_7_days: Window
     last_30_days: Window
     days_worse_than_cmaq: list[dt.date]
+    synthetic: bool = Field(
+        description="a model trained on SYNTHETIC twin data made one of the listed forecasts"
+    )
 
     model_config = {"populate_by_name": True}

@@ -6,10 +6,12 @@ timeout instead of deadlocking when both try to upgrade a read lock.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from pydantic import SecretStr
 from sqlalchemy import Engine, create_engine, event
@@ -42,15 +44,41 @@ def redact(url: str | SecretStr) -> str:
         return "<unparseable database URL>"
 
 
+#: A password at least this long is blanked wherever it appears in a message; a shorter one
+#: (``5999``) would also blank port numbers, counts and times, so it is blanked only where it
+#: stands as a credential: in a URL's userinfo or after ``password``.
+MIN_BARE_SECRET_CHARS = 6
+
+
 def redact_text(text: str, url: str | SecretStr) -> str:
-    """``text`` (an error message) with the password of ``url`` blanked wherever it appears."""
+    """``text`` (an error message) with the password of ``url`` blanked.
+
+    A password of :data:`MIN_BARE_SECRET_CHARS` or more characters is blanked wherever it
+    appears; a shorter one only in credential contexts (``user:secret@host``,
+    ``password=secret``, ``password 'secret'``), so that ``port 5999`` survives a password
+    ``5999``.
+
+    Examples
+    --------
+    >>> redact_text("port 5999: postgresql://u:5999@h/db", "postgresql://u:5999@h:5999/db")
+    'port 5999: postgresql://u:***@h/db'
+    """
     if isinstance(url, SecretStr):
         url = url.get_secret_value()
     try:
         password = make_url(url).password
     except ArgumentError:
         return text
-    return text.replace(str(password), "***") if password else text
+    if not password:
+        return text
+    secret = str(password)
+    if len(secret) >= MIN_BARE_SECRET_CHARS:
+        return text.replace(secret, "***")
+    quoted = "|".join(re.escape(s) for s in {secret, quote(secret, safe="")})
+    text = re.sub(rf"(?<=:)(?:{quoted})(?=@)", "***", text)
+    return re.sub(
+        rf"(password\s*[=:]?\s*['\"]?)(?:{quoted})(?![\w])", r"\1***", text, flags=re.IGNORECASE
+    )
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
