@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import os
 import subprocess
@@ -167,17 +168,24 @@ def test_stations_catalogue_and_forecasts(served) -> None:  # type: ignore[no-un
     all_json = client.get("/v1/forecasts/2024-01-09/stations").json()
     assert all_json["count"] == 655
     csv_text = client.get("/v1/forecasts/2024-01-09/stations", params={"format": "csv"}).text
-    assert csv_text.startswith("\ufeff# run_id=1, ")  # UTF-8 with BOM: Korean names in Excel
-    lines = csv_text.lstrip("\ufeff").splitlines()
-    provenance = [line for line in lines if line.startswith("#")]
-    assert lines[: len(provenance)] == provenance and len(provenance) == 2
-    for part in ("model=convlstm-case3 ", "cmaq_init=2024-01-09T00:00:00+09:00", "wrf_init="):
-        assert part in provenance[0]
-    assert "trained_on_synthetic_data=true" in provenance[0] and "SYNTHETIC" in provenance[1]
-    header = lines[len(provenance)].split(",")
+    assert csv_text.startswith("\ufefftarget_date_kst,")  # UTF-8 with BOM: Korean in Excel
+    rows = list(csv.DictReader(io.StringIO(csv_text.lstrip("\ufeff"))))
+    header = list(rows[0])
     assert header[:3] == ["target_date_kst", "station_code", "station_name"]
-    assert header[-24:] == [f"h{h:02d}_kst_ug_m3" for h in range(24)]
-    assert len(lines) == 656 + len(provenance)
+    assert header[9:33] == [f"h{h:02d}_kst_ug_m3" for h in range(24)]
+    assert header[33:] == [
+        "run_id",
+        "model",
+        "cmaq_init",
+        "wrf_init",
+        "cmaq_fallback",
+        "trained_on_synthetic_data",
+    ]
+    assert len(rows) == 655
+    assert {r["run_id"] for r in rows} == {"1"}
+    assert rows[0]["model"].startswith("convlstm-case3 ")
+    assert rows[0]["cmaq_init"] == "2024-01-09T00:00:00+09:00" and rows[0]["wrf_init"]
+    assert {r["trained_on_synthetic_data"] for r in rows} == {"true"}
     assert client.get("/v1/stations/999999/forecast").status_code == 404
 
 

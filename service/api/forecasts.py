@@ -560,44 +560,33 @@ def stations_payload(
     )
 
 
-def csv_provenance(meta: dict[str, Any]) -> list[str]:
-    """The comment lines that open a CSV answer: the run that produced it (as every forecast
-    response names it), and a SYNTHETIC warning when the model was trained on twin data."""
+def csv_provenance(meta: dict[str, Any] | None) -> dict[str, str]:
+    """The provenance columns every CSV row ends with: the run that produced it (as every
+    forecast response names it) and whether its model was trained on SYNTHETIC twin data.
+
+    Columns rather than comment lines, so that spreadsheets and ``pandas.read_csv`` read the
+    file as it is, and a row copied elsewhere still names its run.
+    """
+    meta = meta or {}
     model = meta.get("model") or {}
-    synthetic = bool(meta.get("trained_on_synthetic_data"))
     name = f"{model.get('name')} {model.get('version')}" if model else "none (CMAQ's own PM2.5)"
-    fields = {
-        "run_id": meta.get("run_id"),
-        "target_date_kst": meta.get("target_date"),
-        "attempt": meta.get("attempt"),
+    return {
+        "run_id": str(meta.get("run_id", "")),
         "model": name,
-        "model_sha256": model.get("sha256", ""),
         "cmaq_init": meta.get("cmaq_init") or "",
         "wrf_init": meta.get("wrf_init") or "",
-        "published_at": meta.get("published_at") or "",
         "cmaq_fallback": str(bool(meta.get("cmaq_fallback"))).lower(),
-        "trained_on_synthetic_data": str(synthetic).lower(),
+        "trained_on_synthetic_data": str(bool(meta.get("trained_on_synthetic_data"))).lower(),
     }
-    lines = ["# " + ", ".join(f"{k}={v}" for k, v in fields.items())]
-    if synthetic:
-        lines.append(
-            "# SYNTHETIC: the model was trained on SYNTHETIC twin data; "
-            "these values are not a real air-quality forecast"
-        )
-    return lines
 
 
 def stations_csv(
     day: dt.date, rows: list[dict[str, Any]], *, bom: bool, meta: dict[str, Any] | None = None
 ) -> bytes:
-    """The station forecasts as CSV for spreadsheets: units and time zone in the column names.
-
-    With ``meta`` (the run's reference) it opens with ``#`` comment lines naming the run
-    (:func:`csv_provenance`); ``pandas.read_csv(..., comment="#")`` skips them.
-    """
+    """The station forecasts as CSV for spreadsheets: units and time zone in the column names,
+    and each row ending with its run's provenance (:func:`csv_provenance`, from ``meta``)."""
+    provenance = csv_provenance(meta)
     buf = io.StringIO()
-    for line in csv_provenance(meta) if meta is not None else []:
-        buf.write(line + "\r\n")  # the csv module's line ending
     w = csv.writer(buf)
     w.writerow(
         [
@@ -611,6 +600,7 @@ def stations_csv(
             "grade",
             "grade_ko",
             *[f"h{h:02d}_kst_ug_m3" for h in range(24)],
+            *provenance,
         ]
     )
     for r in rows:
@@ -626,6 +616,7 @@ def stations_csv(
                 r["grade"],
                 r["grade_ko"],
                 *r["values"],
+                *provenance.values(),
             ]
         )
     return ("\ufeff" if bom else "").encode() + buf.getvalue().encode("utf-8")
