@@ -206,13 +206,13 @@ PM10 = Feature(
     5000.0,
     "Asian dust storms have pushed Korean hourly PM10 above 2,000 ug/m3; 5,000 is a hard cap. "
     "Over Korea and its seas a day averages 5-100 ug/m3 (2-3 on the cleanest days, 1.5 in the "
-    "synthetic twin after a summer washout); a day averaging under 0.5 ug/m3 (a few hours "
+    "synthetic twin after a summer washout); a day averaging under 0.3 ug/m3 (a few hours "
     "under 0.01) is zero-filled or in another unit, mg/m3 say.",
     "PM10 mass concentration",
     concentration=True,
     mean_low=0.01,
     mixups=MASS_MIXUPS,
-    day_mean_low=0.5,
+    day_mean_low=0.3,
     typical_mean=25.0,
 )
 PM25 = Feature(
@@ -223,13 +223,13 @@ PM25 = Feature(
     2000.0,
     "Korean hourly PM2.5 has reached about 500 ug/m3 at worst; 2,000 is a hard cap. "
     "Over Korea and its seas a day averages 3-80 ug/m3 (2-3 on the cleanest days, 0.7 in the "
-    "synthetic twin after a summer washout); a day averaging under 0.3 ug/m3 (a few hours "
+    "synthetic twin after a summer washout); a day averaging under 0.2 ug/m3 (a few hours "
     "under 0.01) is zero-filled or in another unit, mg/m3 say.",
     "PM2.5 mass concentration",
     concentration=True,
     mean_low=0.01,
     mixups=MASS_MIXUPS,
-    day_mean_low=0.3,
+    day_mean_low=0.2,
     typical_mean=15.0,
 )
 TEMPERATURE = Feature(

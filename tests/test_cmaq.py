@@ -325,7 +325,7 @@ def test_pm_a_thousand_or_a_hundred_times_too_small_fails_the_day(
     with pytest.raises(WrongUnitsError) as info:
         read_cmaq([path], DAY, grid)
     assert "small.nc" in str(info.value) and "'PM2_5'" in str(info.value)
-    assert words in str(info.value) and "far below any real value (at least 0.3)" in str(info.value)
+    assert words in str(info.value) and "far below any real value (at least 0.2)" in str(info.value)
 
 
 def test_pm_a_hundred_times_too_large_names_no_unit(tmp_path: Path, grid: Grid) -> None:
