@@ -44,6 +44,9 @@ class DateType(click.ParamType):
 
 DATE = DateType()
 
+#: A random seed: NumPy and TensorFlow take 0 .. 2**32 - 1.
+SEED = click.IntRange(0, 2**32 - 1)
+
 
 def _require_tensorflow() -> None:
     """Stop in one line when a command runs the model and the ``ml`` extra is not installed.
@@ -171,7 +174,7 @@ def inputs(date: dt.date, save: Path | None) -> None:
 @click.option("--start", type=DATE, help="First target day (KST).")
 @click.option("--end", type=DATE, help="Last target day (KST), inclusive.")
 @click.option("--out", type=click.Path(path_type=Path), help="Inbox folder to write.")
-@click.option("--seed", type=int, default=0, show_default=True, help="World and error seed.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="World and error seed.")
 @click.option(
     "--style",
     type=click.Choice(["aconc", "combine"]),
@@ -179,7 +182,9 @@ def inputs(date: dt.date, save: Path | None) -> None:
     show_default=True,
     help="CMAQ files as ACONC (ppmV) or COMBINE (ppbV).",
 )
-@click.option("--workers", type=int, default=None, help="Processes (default: all cores).")
+@click.option(
+    "--workers", type=click.IntRange(min=1), default=None, help="Processes (default: all cores)."
+)
 @click.pass_context
 def twin(
     ctx: click.Context,
@@ -237,11 +242,11 @@ def twin(
 @click.option(
     "--check-year",
     "check_years",
-    type=int,
+    type=click.IntRange(min=1),
     multiple=True,
     help="A year kept out of the calibration, reported apart (repeatable).",
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="The archive's seed.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="The archive's seed.")
 def twin_report(
     archive: Path,
     out: Path,
@@ -280,9 +285,9 @@ def twin_report(
     default=None,
     help="Folder for the compact dataset (default: OUT/../dataset).",
 )
-@click.option("--epochs", type=int, default=200, show_default=True)
-@click.option("--filters", type=int, default=36, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--epochs", type=click.IntRange(min=1), default=200, show_default=True)
+@click.option("--filters", type=click.IntRange(min=1), default=36, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option(
     "--synthetic/--real",
     default=True,
@@ -592,7 +597,11 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
 
 @main.command()
 @click.option(
-    "--days", type=int, default=5, show_default=True, help="Past days to forecast besides tomorrow."
+    "--days",
+    type=click.IntRange(min=1),
+    default=5,
+    show_default=True,
+    help="Past days to forecast besides tomorrow.",
 )
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
 @click.option(

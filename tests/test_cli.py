@@ -369,3 +369,30 @@ def test_serve_with_workers_and_a_bad_url_exits_at_once(tmp_path: Path) -> None:
         "Error: PM25_DATABASE_URL (sqlite://user:***@/path) is not usable: "
         "Invalid SQLite URL: sqlite://user:***@/path"
     ]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["demo", "--days", "-1", "--no-serve"],
+        ["demo", "--days", "0", "--no-serve"],
+        ["twin", "--start", "2026-01-01", "--end", "2026-01-01", "--out", "x", "--seed", "-1"],
+        ["twin", "--start", "2026-01-01", "--end", "2026-01-01", "--out", "x", "--workers", "-3"],
+        ["twin", "--start", "2026-01-01", "--end", "2026-01-01", "--out", "x", "--workers", "0"],
+        ["twin", "--seed", str(2**32), "--start", "2026-01-01", "--end", "2026-01-01"],
+        ["twin", "report", ".", "--seed", "-1"],
+        ["twin", "report", ".", "--check-year", "-2020"],
+        ["train", "--archive", ".", "--out", "x", "--epochs", "0"],
+        ["train", "--archive", ".", "--out", "x", "--filters", "-1"],
+        ["train", "--archive", ".", "--out", "x", "--seed", "-5"],
+    ],
+)
+def test_counts_and_seeds_below_their_minimum_are_usage_errors(
+    pm25_env: pytest.MonkeyPatch, tmp_path: Path, args: list[str]
+) -> None:
+    """Refused by click while parsing (exit 2, its usage error), before any work starts."""
+    pm25_env.chdir(tmp_path)
+    result = _invoke(*args)
+    assert result.exit_code == 2, result.output
+    assert "Usage:" in result.output and "is not in the range" in result.output
+    assert not (tmp_path / "x").exists() and not (tmp_path / "var").exists()
