@@ -48,6 +48,16 @@ DATE = DateType()
 SEED = click.IntRange(0, 2**32 - 1)
 
 
+def _refuse_run_date(date: dt.date, option: str = "--date") -> None:
+    """Stop in one line (exit 1) for a target date outside the window ``pm25 run`` and
+    ``POST /v1/runs/{date}`` accept (:func:`service.api.deps.run_date_refusal`)."""
+    from service.api.deps import run_date_refusal
+
+    refusal = run_date_refusal(date)
+    if refusal is not None:
+        raise click.ClickException(f"{option}: {refusal}")
+
+
 def _require_tensorflow() -> None:
     """Stop in one line when a command runs the model and the ``ml`` extra is not installed.
 
@@ -145,11 +155,15 @@ def main(ctx: click.Context, verbose: bool, debug: bool) -> None:
 @click.option("--date", "date", type=DATE, required=True, help="Target day D (KST).")
 @click.option("--save", type=click.Path(path_type=Path), help="Write the tensor to a .npy file.")
 def inputs(date: dt.date, save: Path | None) -> None:
-    """Read the inbox for DATE and build the (24, 68, 59, 12) input tensor; print provenance."""
+    """Read the inbox for DATE and build the (24, 68, 59, 12) input tensor; print provenance.
+
+    DATE must lie in the window of ``pm25 run --date``.
+    """
     from service.errors import InputFileError
     from service.forecast.tensor import assemble_inputs
     from service.settings import get_settings
 
+    _refuse_run_date(date)
     try:
         result = assemble_inputs(date, get_settings())
     except InputFileError as exc:
@@ -498,11 +512,7 @@ def run(date: dt.date, wait: bool) -> None:
     DATE must lie between 2000-01-01 and tomorrow (KST) plus one day, as for
     ``POST /v1/runs/{date}``.
     """
-    from service.api.deps import run_date_refusal
-
-    refusal = run_date_refusal(date)
-    if refusal is not None:
-        raise click.ClickException(refusal)
+    _refuse_run_date(date)
     _require_tensorflow()
     from service.jobs import run_daily_forecast
 
@@ -523,13 +533,18 @@ def run(date: dt.date, wait: bool) -> None:
 @click.option("--start", type=DATE, required=True)
 @click.option("--end", type=DATE, required=True)
 def backfill(start: dt.date, end: dt.date) -> None:
-    """Run the pipeline for every date START..END; go on past failures and report them."""
+    """Run the pipeline for every date START..END; go on past failures and report them.
+
+    START and END must lie in the window of ``pm25 run --date``, START not after END.
+    """
     from tqdm import tqdm
 
     from service.jobs import run_daily_forecast
 
     if end < start:
         raise click.BadParameter(f"--end {end} is before --start {start}")
+    _refuse_run_date(start, "--start")
+    _refuse_run_date(end, "--end")
     _require_tensorflow()
     settings, sessions = _pipeline()
     dates = [start + dt.timedelta(days=k) for k in range((end - start).days + 1)]

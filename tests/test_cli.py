@@ -396,3 +396,30 @@ def test_counts_and_seeds_below_their_minimum_are_usage_errors(
     assert result.exit_code == 2, result.output
     assert "Usage:" in result.output and "is not in the range" in result.output
     assert not (tmp_path / "x").exists() and not (tmp_path / "var").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["backfill", "--start", "1999-12-30", "--end", "2000-01-02"], "--start: target date"),
+        (["backfill", "--start", DAY.isoformat(), "--end", "9999-12-31"], "--end: target date"),
+        (["backfill", "--start", "9999-12-30", "--end", "9999-12-31"], "too far ahead"),
+        (["inputs", "--date", "1999-12-31"], "before 2000-01-01"),
+        (["inputs", "--date", "9999-12-31"], "too far ahead"),
+    ],
+)
+def test_backfill_and_inputs_refuse_dates_outside_the_run_window_in_one_line(
+    pipeline: tuple[str, Path], args: list[str], says: str
+) -> None:
+    """The window of ``pm25 run --date``: one line, exit 1, nothing run or written."""
+    url, _ = pipeline
+    result = _invoke(*args)
+    assert result.exit_code == 1, result.output
+    assert says in result.output and len(result.output.strip().splitlines()) == 1
+    assert _runs(url) == []
+
+
+def test_backfill_says_clearly_that_start_is_after_end(pipeline: tuple[str, Path]) -> None:
+    result = _invoke("backfill", "--start", "2024-01-09", "--end", "2024-01-01")
+    assert result.exit_code == 2
+    assert "--end 2024-01-01 is before --start 2024-01-09" in result.output
