@@ -83,10 +83,14 @@ def operational_message(exc: BaseException) -> str | None:
     from pydantic import ValidationError
     from sqlalchemy.exc import OperationalError, ProgrammingError, SQLAlchemyError
 
+    from service.storage.db import DatabaseMissingError, DatabaseUrlError
     from service.storage.migrate import SchemaNotReadyError
 
     if isinstance(exc, SchemaNotReadyError):
         return str(exc)
+    if isinstance(exc, DatabaseUrlError | DatabaseMissingError):
+        # as `pm25 serve` says it (service.api.server.check_database)
+        return f"PM25_DATABASE_URL ({_database_for_messages()}) is not usable: {exc}"
     if isinstance(exc, ValidationError):
         problems = "; ".join(
             f"PM25_{'__'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in exc.errors()
@@ -490,10 +494,11 @@ def _wait_until_settled(date: dt.date, settings: Settings) -> None:
 def migrate() -> None:
     """Bring the database schema to the newest revision (Alembic upgrade head)."""
     from service.settings import get_settings
-    from service.storage.db import redact
+    from service.storage.db import create_sqlite_folder, redact
     from service.storage.migrate import upgrade
 
     url = get_settings().database_url.get_secret_value()
+    create_sqlite_folder(url)  # the one command that creates a database (and its folder)
     upgrade(url)
     click.echo(f"database {redact(url)} is at the newest schema")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+import secrets
 import socket
 import subprocess
 import sys
@@ -186,7 +187,7 @@ def test_model_commands_say_in_one_line_that_tensorflow_is_missing(
         "run": ["--date", DAY.isoformat()],
         "backfill": ["--start", DAY.isoformat(), "--end", DAY.isoformat()],
         "scheduler": [],
-        "demo": ["--no-serve", "--days", "0", "--dir", str(tmp_path / "demo")],
+        "demo": ["--no-serve", "--days", "1", "--dir", str(tmp_path / "demo")],
         "train": ["--archive", str(tmp_path), "--out", str(tmp_path / "m")],
         "evaluate": ["--archive", str(tmp_path)],
     }[command]
@@ -423,3 +424,62 @@ def test_backfill_says_clearly_that_start_is_after_end(pipeline: tuple[str, Path
     result = _invoke("backfill", "--start", "2024-01-09", "--end", "2024-01-01")
     assert result.exit_code == 2
     assert "--end 2024-01-01 is before --start 2024-01-09" in result.output
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("notaurl", "<unparseable database URL>"),
+        ("garbage", "<unparseable database URL>"),
+        ("foo://x", "foo://x"),
+        ("foo://user:hunter2secret@host/db", "foo://user:***@host/db"),
+    ],
+)
+def test_migrate_names_an_invalid_database_url_with_an_example(
+    pm25_env: pytest.MonkeyPatch, tmp_path: Path, url: str, shown: str
+) -> None:
+    pm25_env.chdir(tmp_path)
+    pm25_env.setenv("PM25_DATABASE_URL", url)
+    result = _invoke("migrate")
+    assert result.exit_code == 1, result.output
+    out = result.output.strip()
+    assert len(out.splitlines()) == 1
+    assert f"PM25_DATABASE_URL ({shown}) is not usable: not a valid database URL" in out
+    assert "sqlite:///" in out and "postgresql://" in out
+    assert "hunter2secret" not in out and "ArgumentError" not in out
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["run", "--date", DAY.isoformat()],
+        ["verify", "--date", DAY.isoformat()],
+        ["serve"],
+        ["backfill", "--start", DAY.isoformat(), "--end", DAY.isoformat()],
+    ],
+)
+def test_commands_other_than_migrate_do_not_create_a_missing_database_folder(
+    pm25_env: pytest.MonkeyPatch, tmp_path: Path, command: list[str]
+) -> None:
+    folder = tmp_path / "no" / "such"
+    pm25_env.setenv("PM25_DATABASE_URL", f"sqlite:///{folder}/x.sqlite")
+    pm25_env.setenv("PM25_ADMIN_TOKEN", secrets.token_urlsafe(32))
+    if command == ["serve"]:
+        with socket.socket() as s:  # a free port, so that only the database can refuse
+            s.bind(("127.0.0.1", 0))
+            command = ["serve", "--port", str(s.getsockname()[1])]
+    result = _invoke(*command)
+    assert result.exit_code == 1, result.output
+    assert "does not exist" in result.output and "pm25 migrate" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "no").exists()
+
+
+def test_migrate_creates_the_folder_of_a_new_sqlite_database(
+    pm25_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path}/new/folder/x.sqlite"
+    pm25_env.setenv("PM25_DATABASE_URL", url)
+    result = _invoke("migrate")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "new" / "folder" / "x.sqlite").is_file() and _runs(url) == []
