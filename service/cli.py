@@ -44,6 +44,19 @@ class DateType(click.ParamType):
 
 DATE = DateType()
 
+#: A random seed: NumPy and TensorFlow take 0 .. 2**32 - 1.
+SEED = click.IntRange(0, 2**32 - 1)
+
+
+def _refuse_run_date(date: dt.date, option: str = "--date") -> None:
+    """Stop in one line (exit 1) for a target date outside the window ``pm25 run`` and
+    ``POST /v1/runs/{date}`` accept (:func:`service.api.deps.run_date_refusal`)."""
+    from service.api.deps import run_date_refusal
+
+    refusal = run_date_refusal(date)
+    if refusal is not None:
+        raise click.ClickException(f"{option}: {refusal}")
+
 
 def _require_tensorflow() -> None:
     """Stop in one line when a command runs the model and the ``ml`` extra is not installed.
@@ -70,10 +83,14 @@ def operational_message(exc: BaseException) -> str | None:
     from pydantic import ValidationError
     from sqlalchemy.exc import OperationalError, ProgrammingError, SQLAlchemyError
 
+    from service.storage.db import DatabaseMissingError, DatabaseUrlError
     from service.storage.migrate import SchemaNotReadyError
 
     if isinstance(exc, SchemaNotReadyError):
         return str(exc)
+    if isinstance(exc, DatabaseUrlError | DatabaseMissingError):
+        # as `pm25 serve` says it (service.api.server.check_database)
+        return f"PM25_DATABASE_URL ({_database_for_messages()}) is not usable: {exc}"
     if isinstance(exc, ValidationError):
         problems = "; ".join(
             f"PM25_{'__'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in exc.errors()
@@ -142,11 +159,15 @@ def main(ctx: click.Context, verbose: bool, debug: bool) -> None:
 @click.option("--date", "date", type=DATE, required=True, help="Target day D (KST).")
 @click.option("--save", type=click.Path(path_type=Path), help="Write the tensor to a .npy file.")
 def inputs(date: dt.date, save: Path | None) -> None:
-    """Read the inbox for DATE and build the (24, 68, 59, 12) input tensor; print provenance."""
+    """Read the inbox for DATE and build the (24, 68, 59, 12) input tensor; print provenance.
+
+    DATE must lie in the window of ``pm25 run --date``.
+    """
     from service.errors import InputFileError
     from service.forecast.tensor import assemble_inputs
     from service.settings import get_settings
 
+    _refuse_run_date(date)
     try:
         result = assemble_inputs(date, get_settings())
     except InputFileError as exc:
@@ -171,7 +192,7 @@ def inputs(date: dt.date, save: Path | None) -> None:
 @click.option("--start", type=DATE, help="First target day (KST).")
 @click.option("--end", type=DATE, help="Last target day (KST), inclusive.")
 @click.option("--out", type=click.Path(path_type=Path), help="Inbox folder to write.")
-@click.option("--seed", type=int, default=0, show_default=True, help="World and error seed.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="World and error seed.")
 @click.option(
     "--style",
     type=click.Choice(["aconc", "combine"]),
@@ -179,7 +200,9 @@ def inputs(date: dt.date, save: Path | None) -> None:
     show_default=True,
     help="CMAQ files as ACONC (ppmV) or COMBINE (ppbV).",
 )
-@click.option("--workers", type=int, default=None, help="Processes (default: all cores).")
+@click.option(
+    "--workers", type=click.IntRange(min=1), default=None, help="Processes (default: all cores)."
+)
 @click.pass_context
 def twin(
     ctx: click.Context,
@@ -237,11 +260,11 @@ def twin(
 @click.option(
     "--check-year",
     "check_years",
-    type=int,
+    type=click.IntRange(min=1),
     multiple=True,
     help="A year kept out of the calibration, reported apart (repeatable).",
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="The archive's seed.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="The archive's seed.")
 def twin_report(
     archive: Path,
     out: Path,
@@ -280,9 +303,9 @@ def twin_report(
     default=None,
     help="Folder for the compact dataset (default: OUT/../dataset).",
 )
-@click.option("--epochs", type=int, default=200, show_default=True)
-@click.option("--filters", type=int, default=36, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--epochs", type=click.IntRange(min=1), default=200, show_default=True)
+@click.option("--filters", type=click.IntRange(min=1), default=36, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option(
     "--synthetic/--real",
     default=True,
@@ -471,10 +494,11 @@ def _wait_until_settled(date: dt.date, settings: Settings) -> None:
 def migrate() -> None:
     """Bring the database schema to the newest revision (Alembic upgrade head)."""
     from service.settings import get_settings
-    from service.storage.db import redact
+    from service.storage.db import create_sqlite_folder, redact
     from service.storage.migrate import upgrade
 
     url = get_settings().database_url.get_secret_value()
+    create_sqlite_folder(url)  # the one command that creates a database (and its folder)
     upgrade(url)
     click.echo(f"database {redact(url)} is at the newest schema")
 
@@ -493,11 +517,7 @@ def run(date: dt.date, wait: bool) -> None:
     DATE must lie between 2000-01-01 and tomorrow (KST) plus one day, as for
     ``POST /v1/runs/{date}``.
     """
-    from service.api.deps import run_date_refusal
-
-    refusal = run_date_refusal(date)
-    if refusal is not None:
-        raise click.ClickException(refusal)
+    _refuse_run_date(date)
     _require_tensorflow()
     from service.jobs import run_daily_forecast
 
@@ -518,13 +538,18 @@ def run(date: dt.date, wait: bool) -> None:
 @click.option("--start", type=DATE, required=True)
 @click.option("--end", type=DATE, required=True)
 def backfill(start: dt.date, end: dt.date) -> None:
-    """Run the pipeline for every date START..END; go on past failures and report them."""
+    """Run the pipeline for every date START..END; go on past failures and report them.
+
+    START and END must lie in the window of ``pm25 run --date``, START not after END.
+    """
     from tqdm import tqdm
 
     from service.jobs import run_daily_forecast
 
     if end < start:
         raise click.BadParameter(f"--end {end} is before --start {start}")
+    _refuse_run_date(start, "--start")
+    _refuse_run_date(end, "--end")
     _require_tensorflow()
     settings, sessions = _pipeline()
     dates = [start + dt.timedelta(days=k) for k in range((end - start).days + 1)]
@@ -592,7 +617,11 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
 
 @main.command()
 @click.option(
-    "--days", type=int, default=5, show_default=True, help="Past days to forecast besides tomorrow."
+    "--days",
+    type=click.IntRange(min=1),
+    default=5,
+    show_default=True,
+    help="Past days to forecast besides tomorrow.",
 )
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
 @click.option(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+import secrets
 import socket
 import subprocess
 import sys
@@ -186,7 +187,7 @@ def test_model_commands_say_in_one_line_that_tensorflow_is_missing(
         "run": ["--date", DAY.isoformat()],
         "backfill": ["--start", DAY.isoformat(), "--end", DAY.isoformat()],
         "scheduler": [],
-        "demo": ["--no-serve", "--days", "0", "--dir", str(tmp_path / "demo")],
+        "demo": ["--no-serve", "--days", "1", "--dir", str(tmp_path / "demo")],
         "train": ["--archive", str(tmp_path), "--out", str(tmp_path / "m")],
         "evaluate": ["--archive", str(tmp_path)],
     }[command]
@@ -369,3 +370,116 @@ def test_serve_with_workers_and_a_bad_url_exits_at_once(tmp_path: Path) -> None:
         "Error: PM25_DATABASE_URL (sqlite://user:***@/path) is not usable: "
         "Invalid SQLite URL: sqlite://user:***@/path"
     ]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["demo", "--days", "-1", "--no-serve"],
+        ["demo", "--days", "0", "--no-serve"],
+        ["twin", "--start", "2026-01-01", "--end", "2026-01-01", "--out", "x", "--seed", "-1"],
+        ["twin", "--start", "2026-01-01", "--end", "2026-01-01", "--out", "x", "--workers", "-3"],
+        ["twin", "--start", "2026-01-01", "--end", "2026-01-01", "--out", "x", "--workers", "0"],
+        ["twin", "--seed", str(2**32), "--start", "2026-01-01", "--end", "2026-01-01"],
+        ["twin", "report", ".", "--seed", "-1"],
+        ["twin", "report", ".", "--check-year", "-2020"],
+        ["train", "--archive", ".", "--out", "x", "--epochs", "0"],
+        ["train", "--archive", ".", "--out", "x", "--filters", "-1"],
+        ["train", "--archive", ".", "--out", "x", "--seed", "-5"],
+    ],
+)
+def test_counts_and_seeds_below_their_minimum_are_usage_errors(
+    pm25_env: pytest.MonkeyPatch, tmp_path: Path, args: list[str]
+) -> None:
+    """Refused by click while parsing (exit 2, its usage error), before any work starts."""
+    pm25_env.chdir(tmp_path)
+    result = _invoke(*args)
+    assert result.exit_code == 2, result.output
+    assert "Usage:" in result.output and "is not in the range" in result.output
+    assert not (tmp_path / "x").exists() and not (tmp_path / "var").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["backfill", "--start", "1999-12-30", "--end", "2000-01-02"], "--start: target date"),
+        (["backfill", "--start", DAY.isoformat(), "--end", "9999-12-31"], "--end: target date"),
+        (["backfill", "--start", "9999-12-30", "--end", "9999-12-31"], "too far ahead"),
+        (["inputs", "--date", "1999-12-31"], "before 2000-01-01"),
+        (["inputs", "--date", "9999-12-31"], "too far ahead"),
+    ],
+)
+def test_backfill_and_inputs_refuse_dates_outside_the_run_window_in_one_line(
+    pipeline: tuple[str, Path], args: list[str], says: str
+) -> None:
+    """The window of ``pm25 run --date``: one line, exit 1, nothing run or written."""
+    url, _ = pipeline
+    result = _invoke(*args)
+    assert result.exit_code == 1, result.output
+    assert says in result.output and len(result.output.strip().splitlines()) == 1
+    assert _runs(url) == []
+
+
+def test_backfill_says_clearly_that_start_is_after_end(pipeline: tuple[str, Path]) -> None:
+    result = _invoke("backfill", "--start", "2024-01-09", "--end", "2024-01-01")
+    assert result.exit_code == 2
+    assert "--end 2024-01-01 is before --start 2024-01-09" in result.output
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("notaurl", "<unparseable database URL>"),
+        ("garbage", "<unparseable database URL>"),
+        ("foo://x", "foo://x"),
+        ("foo://user:hunter2secret@host/db", "foo://user:***@host/db"),
+    ],
+)
+def test_migrate_names_an_invalid_database_url_with_an_example(
+    pm25_env: pytest.MonkeyPatch, tmp_path: Path, url: str, shown: str
+) -> None:
+    pm25_env.chdir(tmp_path)
+    pm25_env.setenv("PM25_DATABASE_URL", url)
+    result = _invoke("migrate")
+    assert result.exit_code == 1, result.output
+    out = result.output.strip()
+    assert len(out.splitlines()) == 1
+    assert f"PM25_DATABASE_URL ({shown}) is not usable: not a valid database URL" in out
+    assert "sqlite:///" in out and "postgresql://" in out
+    assert "hunter2secret" not in out and "ArgumentError" not in out
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["run", "--date", DAY.isoformat()],
+        ["verify", "--date", DAY.isoformat()],
+        ["serve"],
+        ["backfill", "--start", DAY.isoformat(), "--end", DAY.isoformat()],
+    ],
+)
+def test_commands_other_than_migrate_do_not_create_a_missing_database_folder(
+    pm25_env: pytest.MonkeyPatch, tmp_path: Path, command: list[str]
+) -> None:
+    folder = tmp_path / "no" / "such"
+    pm25_env.setenv("PM25_DATABASE_URL", f"sqlite:///{folder}/x.sqlite")
+    pm25_env.setenv("PM25_ADMIN_TOKEN", secrets.token_urlsafe(32))
+    if command == ["serve"]:
+        with socket.socket() as s:  # a free port, so that only the database can refuse
+            s.bind(("127.0.0.1", 0))
+            command = ["serve", "--port", str(s.getsockname()[1])]
+    result = _invoke(*command)
+    assert result.exit_code == 1, result.output
+    assert "does not exist" in result.output and "pm25 migrate" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "no").exists()
+
+
+def test_migrate_creates_the_folder_of_a_new_sqlite_database(
+    pm25_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path}/new/folder/x.sqlite"
+    pm25_env.setenv("PM25_DATABASE_URL", url)
+    result = _invoke("migrate")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "new" / "folder" / "x.sqlite").is_file() and _runs(url) == []

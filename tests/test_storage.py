@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from alembic import command
 from sqlalchemy import text
 
-from service.storage.db import make_engine, redact
+from service.storage.db import DatabaseMissingError, create_sqlite_folder, make_engine, redact
 from service.storage.migrate import alembic_config
 from service.storage.repository import decode_field, encode_field
 from service.storage.tables import RunField
@@ -25,7 +26,12 @@ def test_fields_round_trip_exactly_and_compress() -> None:
 
 
 def test_sqlite_uses_wal_and_a_busy_timeout(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    engine = make_engine(f"sqlite:///{tmp_path}/sub/dir/x.sqlite")
+    url = f"sqlite:///{tmp_path}/sub/dir/x.sqlite"
+    with pytest.raises(DatabaseMissingError, match="pm25 migrate"):
+        make_engine(url)  # only `pm25 migrate` creates a database's folder
+    assert not (tmp_path / "sub").exists()
+    create_sqlite_folder(url)
+    engine = make_engine(url)
     with engine.connect() as conn:
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
         assert conn.execute(text("PRAGMA busy_timeout")).scalar() == 30000

@@ -81,13 +81,69 @@ def redact_text(text: str, url: str | SecretStr) -> str:
     )
 
 
+#: Valid URLs, shown when ``PM25_DATABASE_URL`` is not one.
+EXAMPLE_URLS = "sqlite:///var/pm25.sqlite or postgresql://user:password@host:5432/pm25"
+
+
+class DatabaseUrlError(ValueError):
+    """``PM25_DATABASE_URL`` does not parse or names no known database; the message (no
+    password) says what a valid URL looks like."""
+
+
+class DatabaseMissingError(ValueError):
+    """A SQLite database whose folder does not exist: only ``pm25 migrate`` creates it."""
+
+
+def check_url(url: str | SecretStr) -> None:
+    """Raise :class:`DatabaseUrlError` unless ``url`` parses and names an installed dialect."""
+    if isinstance(url, SecretStr):
+        url = url.get_secret_value()
+    try:
+        make_url(url).get_dialect()
+    except ArgumentError as exc:  # NoSuchModuleError too (an unknown driver)
+        reason = redact_text((str(exc).strip().splitlines() or ["?"])[0][:200], url)
+        raise DatabaseUrlError(
+            f"not a valid database URL ({reason}); use e.g. {EXAMPLE_URLS}"
+        ) from None
+
+
+def _sqlite_folder(url: str) -> Path | None:
+    u = make_url(url)
+    if u.get_backend_name() != "sqlite" or not u.database or u.database == ":memory:":
+        return None
+    if u.database.startswith("file:"):  # a URI filename: let SQLite interpret it
+        return None
+    return Path(u.database).parent
+
+
+def create_sqlite_folder(url: str) -> None:
+    """Create the folder of a SQLite database (``pm25 migrate``, which creates databases)."""
+    check_url(url)
+    folder = _sqlite_folder(url)
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """Create an engine; for SQLite, create the folder and set WAL and the busy timeout."""
+    """Create an engine; for SQLite, set WAL and the busy timeout.
+
+    Raises
+    ------
+    DatabaseUrlError
+        ``url`` is not a database URL.
+    DatabaseMissingError
+        The folder of a SQLite database does not exist; it is not created here (only
+        ``pm25 migrate`` creates databases: :func:`create_sqlite_folder`).
+    """
+    check_url(url)
     url = normalise_url(url)
     u = make_url(url)
     if u.get_backend_name() == "sqlite":
-        if u.database and u.database != ":memory:":
-            Path(u.database).parent.mkdir(parents=True, exist_ok=True)
+        folder = _sqlite_folder(url)
+        if folder is not None and not folder.is_dir():
+            raise DatabaseMissingError(  # short: serve's preflight clips reasons at 200 chars
+                "the database does not exist (nor its folder): run `pm25 migrate` to create it"
+            )
         engine = create_engine(
             url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **kwargs
         )
