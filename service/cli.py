@@ -618,10 +618,10 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
 @main.command()
 @click.option(
     "--days",
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=0),
     default=5,
     show_default=True,
-    help="Past days to forecast besides tomorrow.",
+    help="Past days to forecast besides tomorrow (0: tomorrow only).",
 )
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
 @click.option(

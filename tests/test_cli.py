@@ -376,7 +376,6 @@ def test_serve_with_workers_and_a_bad_url_exits_at_once(tmp_path: Path) -> None:
     "args",
     [
         ["demo", "--days", "-1", "--no-serve"],
-        ["demo", "--days", "0", "--no-serve"],
         ["twin", "--start", "2026-01-01", "--end", "2026-01-01", "--out", "x", "--seed", "-1"],
         ["twin", "--start", "2026-01-01", "--end", "2026-01-01", "--out", "x", "--workers", "-3"],
         ["twin", "--start", "2026-01-01", "--end", "2026-01-01", "--out", "x", "--workers", "0"],
