@@ -83,7 +83,7 @@ def operational_message(exc: BaseException) -> str | None:
     from pydantic import ValidationError
     from sqlalchemy.exc import OperationalError, ProgrammingError, SQLAlchemyError
 
-    from service.storage.db import DatabaseMissingError, DatabaseUrlError
+    from service.storage.db import DatabaseMissingError, DatabaseUrlError, driver_reason
     from service.storage.migrate import SchemaNotReadyError
 
     if isinstance(exc, SchemaNotReadyError):
@@ -99,18 +99,12 @@ def operational_message(exc: BaseException) -> str | None:
     if isinstance(exc, OperationalError | ProgrammingError) and "no such table" in str(exc):
         return "the database has no schema yet: run `pm25 migrate` first"
     if isinstance(exc, OperationalError):
-        return f"the database is unreachable ({_database_for_messages()}): {_reason(exc)}"
+        return f"the database is unreachable ({_database_for_messages()}): {driver_reason(exc)}"
     if isinstance(exc, SQLAlchemyError):
         return f"database error ({type(exc).__name__}); run with --debug for details"
     if isinstance(exc, RuntimeError) and "PM25_ADMIN_TOKEN" in str(exc):
         return str(exc)
     return None
-
-
-def _reason(exc: BaseException) -> str:
-    """The driver's own first line, without SQL."""
-    orig = getattr(exc, "orig", None) or exc
-    return (str(orig).strip().splitlines() or [type(orig).__name__])[0][:200]
 
 
 def _database_for_messages() -> str:

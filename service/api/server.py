@@ -191,14 +191,14 @@ def check_database(url: str) -> None:
     """
     from sqlalchemy.exc import SQLAlchemyError
 
-    from service.storage.db import make_engine, redact, redact_text
+    from service.storage.db import driver_reason, make_engine, redact, redact_text
     from service.storage.migrate import SchemaNotReadyError, check_schema
 
     shown = redact(url)
     try:
         engine = make_engine(url)
     except (SQLAlchemyError, ImportError, ValueError) as exc:
-        reason = redact_text(_first_line(exc), url)
+        reason = redact_text(driver_reason(exc), url)
         raise PreflightError(f"PM25_DATABASE_URL ({shown}) is not usable: {reason}") from None
     try:
         check_schema(engine, shown)
@@ -207,7 +207,7 @@ def check_database(url: str) -> None:
             f"PM25_DATABASE_URL: database schema missing or out of date: {exc}"
         ) from None
     except (SQLAlchemyError, OSError) as exc:
-        reason = redact_text(_first_line(getattr(exc, "orig", None) or exc), url)
+        reason = redact_text(driver_reason(exc), url)
         raise PreflightError(f"PM25_DATABASE_URL ({shown}) does not answer: {reason}") from None
     finally:
         engine.dispose()
@@ -237,10 +237,6 @@ def check_port(host: str, port: int) -> None:
         except OSError as exc:
             reason = "already in use" if exc.errno == errno.EADDRINUSE else exc.strerror
             raise PreflightError(f"cannot listen on {host}:{port}: {reason}") from None
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
 
 
 def serve_api(host: str, port: int, *, workers: int = 1, log_level: str = "info") -> None:

@@ -81,6 +81,13 @@ def redact_text(text: str, url: str | SecretStr) -> str:
     )
 
 
+def driver_reason(exc: BaseException) -> str:
+    """The first line of the driver's own message (``exc.orig`` where SQLAlchemy wraps one,
+    else ``exc``), without the SQL that follows it, clipped to 200 characters."""
+    orig = getattr(exc, "orig", None) or exc
+    return (str(orig).strip().splitlines() or [type(orig).__name__])[0][:200]
+
+
 #: Valid URLs, shown when ``PM25_DATABASE_URL`` is not one.
 EXAMPLE_URLS = "sqlite:///var/pm25.sqlite or postgresql://user:password@host:5432/pm25"
 
@@ -101,7 +108,7 @@ def check_url(url: str | SecretStr) -> None:
     try:
         make_url(url).get_dialect()
     except ArgumentError as exc:  # NoSuchModuleError too (an unknown driver)
-        reason = redact_text((str(exc).strip().splitlines() or ["?"])[0][:200], url)
+        reason = redact_text(driver_reason(exc), url)
         raise DatabaseUrlError(
             f"not a valid database URL ({reason}); use e.g. {EXAMPLE_URLS}"
         ) from None
