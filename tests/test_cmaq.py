@@ -347,12 +347,17 @@ def test_a_clean_day_of_pm_passes(tmp_path: Path, grid: Grid) -> None:
     assert 0.3 < float(out.data["pm25"].mean()) < 0.7
 
 
+def _fields_with_pm10_below_pm25_in_four_cells() -> dict[str, np.ndarray]:
+    """Good fields but for four cells of hour 3, where PM10 is 5 ug/m3 below PM2.5."""
+    f = _fields()
+    f["pm10"][3, 30:32, 30:32] = f["pm25"][3, 30:32, 30:32] - 5
+    return f
+
+
 def test_pm10_below_pm25_in_a_few_cells_is_logged_not_a_failure(
     tmp_path: Path, grid: Grid, caplog: pytest.LogCaptureFixture
 ) -> None:
-    f = _fields()
-    f["pm10"][3, 30:32, 30:32] = f["pm25"][3, 30:32, 30:32] - 5
-    path = _write(tmp_path / "pm.nc", f)
+    path = _write(tmp_path / "pm.nc", _fields_with_pm10_below_pm25_in_four_cells())
     with caplog.at_level("WARNING", logger="service.ingest.common"):
         out = read_cmaq([path], DAY, grid)
     assert out.data["pm10"].shape == (24, 68, 59)
@@ -382,9 +387,7 @@ def test_a_warning_about_the_same_file_is_logged_once_per_run(
     """A run reads its files for the grid and again for a model's margin: one warning."""
     from service.ingest.common import warnings_once
 
-    f = _fields()
-    f["pm10"][3, 30:32, 30:32] = f["pm25"][3, 30:32, 30:32] - 5
-    path = _write(tmp_path / "pm.nc", f)
+    path = _write(tmp_path / "pm.nc", _fields_with_pm10_below_pm25_in_four_cells())
     foreign = tmp_path / "terrain.nc"
     with netCDF4.Dataset(foreign, "w") as ds:
         ds.createDimension("x", 2)
